@@ -1,0 +1,5 @@
+import sys
+
+from localswf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The swf-manager daemon: supervision loop, scaling, status and the command line."""

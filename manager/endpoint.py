@@ -1,0 +1,221 @@
+"""The embedded SWF endpoint (localswf) as a child process of the manager."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+READY_PATTERN = re.compile(rb"localswf listening on (http://127\.0\.0\.1:(\d+))")
+# The endpoint opens its SQLite file and binds its port in well under a second; this
+# bound only catches a hung start.
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+class EndpointError(Exception):
+    """The embedded endpoint failed to start or stop."""
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask the kernel to SIGKILL it when the manager dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(127)
+
+
+class EmbeddedEndpoint:
+    """Starts ``python -m localswf`` on 127.0.0.1 and keeps it tied to this process.
+
+    The endpoint runs in its own process group, so a Ctrl-C on the terminal reaches
+    the manager alone and the endpoint keeps serving the workers while they drain. It
+    dies with the manager through PR_SET_PDEATHSIG, even when the manager is killed
+    with SIGKILL. Its output is copied to this process's stderr by a thread that uses
+    only raw file descriptors, so a fork in another thread cannot inherit a held lock.
+    """
+
+    def __init__(self, db_path: Path, port: int = 0, max_poll_seconds: float = 60) -> None:
+        self.db_path = Path(db_path)
+        self.port = port
+        self.max_poll_seconds = max_poll_seconds
+        self.url: str | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._copier: threading.Thread | None = None
+
+    def start(self) -> str:
+        """Start the endpoint and return its URL once it prints its ready line.
+
+        Raises ``EndpointError`` when it exits or prints nothing ready within
+        START_TIMEOUT seconds; the message includes its output.
+        """
+        if self.process is not None and self.process.poll() is None:
+            raise EndpointError(f"embedded endpoint already running as pid {self.process.pid} at {self.url}")
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise EndpointError(
+                f"cannot create the folder of the endpoint database {self.db_path}: {error}. "
+                "Set swf.local_db or state_dir to a writable folder."
+            ) from error
+        command = [
+            sys.executable,
+            "-m",
+            "localswf",
+            "--db",
+            str(self.db_path),
+            "--port",
+            str(self.port),
+            "--max-poll-seconds",
+            f"{self.max_poll_seconds:g}",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            process_group=0,
+            close_fds=True,
+        )
+        assert self.process.stdout is not None
+        output_fd = self.process.stdout.fileno()
+        try:
+            url, port, seen = self._read_ready_line(output_fd)
+        except EndpointError:
+            self._kill()
+            raise
+        self.url = url
+        # Keep the port: restart() must come back on the same URL that workers hold.
+        self.port = port
+        if seen:
+            os.write(sys.stderr.fileno(), seen)
+        self._copier = threading.Thread(
+            target=_copy_output, args=(output_fd,), name="localswf-output", daemon=True
+        )
+        self._copier.start()
+        log.info("embedded SWF endpoint started", extra={"url": url, "endpoint_pid": self.process.pid})
+        return url
+
+    def _read_ready_line(self, fd: int) -> tuple[str, int, bytes]:
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        output = b""
+        while True:
+            match = READY_PATTERN.search(output)
+            if match:
+                line_end = output.find(b"\n", match.end())
+                rest = output[line_end + 1 :] if line_end >= 0 else b""
+                return match.group(1).decode(), int(match.group(2)), rest
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EndpointError(
+                    f"embedded endpoint (pid {self.process.pid}) printed no ready line within "
+                    f"{START_TIMEOUT:.0f} s. Output so far: {output.decode(errors='replace')[-2000:]!r}"
+                )
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                code = self.process.wait(timeout=STOP_TIMEOUT)
+                raise EndpointError(
+                    f"embedded endpoint exited with code {code} before it was ready "
+                    f"(database {self.db_path}, port {self.port}). Its output: "
+                    f"{output.decode(errors='replace')[-2000:]!r}"
+                )
+            output += chunk
+
+    def restart(self) -> str:
+        """Stop the endpoint and start it again on the same database and port."""
+        self.stop()
+        return self.start()
+
+    def stop(self) -> None:
+        """Send SIGTERM, wait up to STOP_TIMEOUT seconds, then SIGKILL."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "embedded endpoint ignored SIGTERM, killing it",
+                    extra={"endpoint_pid": process.pid, "timeout": STOP_TIMEOUT},
+                )
+                self._kill()
+        log.info("embedded SWF endpoint stopped", extra={"endpoint_pid": process.pid, "code": process.returncode})
+        if self._copier is not None:
+            # The copier reads end of file once the endpoint has exited.
+            self._copier.join(timeout=STOP_TIMEOUT)
+            self._copier = None
+        if process.stdout is not None:
+            process.stdout.close()
+        self.process = None
+
+    def _kill(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def _copy_output(fd: int) -> None:
+    """Copy the endpoint's output to stderr until it closes its end."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        try:
+            os.write(2, chunk)
+        except OSError:
+            return
+
+
+# Environment variables that point boto3 at credentials, besides the instance metadata service.
+_CREDENTIAL_SOURCES_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+PLACEHOLDER_KEY_ID = "localswf"
+
+
+def set_placeholder_credentials() -> bool:
+    """Give boto3 placeholder credentials when none are configured; return True when it did.
+
+    The embedded endpoint accepts any credentials, but boto3 refuses to sign a request
+    without some, so a fresh machine could not talk to it. Child processes inherit the
+    variables. Real credentials, when configured, are left alone.
+    """
+    if any(os.environ.get(name) for name in _CREDENTIAL_SOURCES_ENV):
+        return False
+    home = Path.home()
+    if (home / ".aws" / "credentials").exists() or (home / ".aws" / "config").exists():
+        return False
+    # TODO: on EC2 with an instance role, these variables shadow the role for every AWS
+    # client, Rekognition and S3 included. Placeholder credentials belong on the SWF client
+    # alone, in workers.client.make_swf_client.
+    os.environ["AWS_ACCESS_KEY_ID"] = PLACEHOLDER_KEY_ID
+    os.environ["AWS_SECRET_ACCESS_KEY"] = PLACEHOLDER_KEY_ID
+    log.info("no AWS credentials configured: using placeholder credentials for the embedded endpoint")
+    return True

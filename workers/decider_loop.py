@@ -1,0 +1,110 @@
+"""Runs the pure decider on decision tasks and sends its decisions to SWF."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from workers.client import call_with_backoff, is_unknown_resource
+from workers.config import Config
+from workers.decider import closing_summary, decide
+from workers.errors import ExecutionClosed
+from workers.failure import cut_reason, encode_details
+from workers.logs import log_context
+
+log = logging.getLogger(__name__)
+
+
+class DecisionRunner:
+    """Decides decision tasks for one decider process."""
+
+    def __init__(
+        self,
+        client: Any,
+        config: Config,
+        identity: str,
+        on_workflow_closed: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.identity = identity
+        self.on_workflow_closed = on_workflow_closed
+
+    def run(self, task: dict[str, Any]) -> str:
+        """Decide ``task``, whose "events" hold the whole history, and send the decisions.
+
+        Returns "completed" when SWF accepted the decisions, "failed" when the decider
+        could not decide. Raises ExecutionClosed when SWF no longer knows the task.
+        """
+        execution = task.get("workflowExecution", {})
+        workflow_id = execution.get("workflowId", "")
+        run_id = execution.get("runId", "")
+        type_name = task.get("workflowType", {}).get("name", "")
+        with log_context(workflow_id=workflow_id, run_id=run_id):
+            try:
+                decisions = self._decide(task, type_name)
+            except Exception:  # noqa: BLE001 - a decider bug must not kill the process
+                # SWF times the decision task out and schedules a new one, which a fixed
+                # decider can then decide.
+                log.exception("deciding workflow %s run %s failed; the decision task will time out", workflow_id, run_id)
+                return "failed"
+
+            for decision in decisions:
+                log.info("decision %s for workflow %s run %s: %s", decision["decisionType"], workflow_id, run_id, _brief(decision))
+            try:
+                call_with_backoff(
+                    self.client, "respond_decision_task_completed", taskToken=task["taskToken"], decisions=decisions
+                )
+            except Exception as error:
+                if is_unknown_resource(error):
+                    log.warning(
+                        "RespondDecisionTaskCompleted for workflow %s run %s got UnknownResourceFault: the execution "
+                        "closed or the decision task timed out; not retried",
+                        workflow_id,
+                        run_id,
+                    )
+                    raise ExecutionClosed(f"decision task of workflow {workflow_id} run {run_id}: {error}") from error
+                raise
+
+            summary = closing_summary(decisions)
+            if summary is not None:
+                self._report_closed({"workflow_id": workflow_id, "run_id": run_id, "workflow_type": type_name, **summary})
+        return "completed"
+
+    def _decide(self, task: dict[str, Any], type_name: str) -> list[dict[str, Any]]:
+        try:
+            workflow_type = self.config.workflow_type(type_name)
+        except KeyError:
+            configured = ", ".join(w.name for w in self.config.workflow_types) or "none"
+            reason = f"workflow type {type_name!r} is not configured in this decider (configured: {configured})"
+            log.error(reason)
+            return [
+                {
+                    "decisionType": "FailWorkflowExecution",
+                    "failWorkflowExecutionDecisionAttributes": {
+                        "reason": cut_reason(reason),
+                        "details": encode_details({"retry": False, "error": "NotConfigured", "message": reason}),
+                    },
+                }
+            ]
+        return decide(task.get("events", []), workflow_type, self.config.activity_types)
+
+    def _report_closed(self, summary: dict[str, Any]) -> None:
+        if self.on_workflow_closed is None:
+            return
+        try:
+            self.on_workflow_closed(summary)
+        except Exception:  # noqa: BLE001 - reporting must not stop the decider
+            log.exception("on_workflow_closed failed for workflow %s run %s", summary["workflow_id"], summary["run_id"])
+
+
+def _brief(decision: dict[str, Any]) -> str:
+    """Return the decision's attributes for a log line, with inputs and results shortened."""
+    kind = decision["decisionType"]
+    attrs = dict(decision.get(kind[0].lower() + kind[1:] + "DecisionAttributes", {}))
+    for key in ("input", "result", "details"):
+        if key in attrs and len(attrs[key]) > 200:
+            attrs[key] = attrs[key][:200] + f"... ({len(attrs[key])} characters)"
+    return json.dumps(attrs)

@@ -1,0 +1,1 @@
+"""Video face pipeline: probe, frame sampling, detection, embeddings, clustering, output."""
