@@ -30,6 +30,9 @@ TIMER = "timer"
 WORKFLOW_START_TO_CLOSE = "workflow_start_to_close"
 RETENTION = "retention"
 
+# SWF's service model applies the child policy only when a parent is terminated or times out.
+CHILD_POLICY_CLOSES = ("TERMINATED", "TIMED_OUT")
+
 # Close status -> (event type written to the parent, attributes copied from the child's close event).
 CHILD_CLOSE_EVENTS = {
     "COMPLETED": ("ChildWorkflowExecutionCompleted", ("result",)),
@@ -143,6 +146,8 @@ def schedule_decision(ctx: Context, execution: Execution) -> None:
     if config.get("taskPriority") is not None:
         attributes["taskPriority"] = config["taskPriority"]
     event_id = append_event(ctx, execution, "DecisionTaskScheduled", attributes)
+    if not event_id:
+        return  # the execution is closed, or the event limit has just closed it
     execution.dt_queued = event_id
     task_list = config["taskList"]["name"]
     ctx.execute(
@@ -293,7 +298,10 @@ def close_execution(ctx: Context, execution: Execution, close_status: str, event
     add_deadline(ctx, retention_days * 86400.0, run_id, RETENTION, 0)
     clean = {key: value for key, value in attributes.items() if value is not None}
     notify_parent(ctx, execution, close_status, clean)
-    apply_child_policy(ctx, execution, attributes.get("childPolicy") or execution.config_dict["childPolicy"])
+    if close_status in CHILD_POLICY_CLOSES:
+        apply_child_policy(ctx, execution, attributes.get("childPolicy") or execution.config_dict["childPolicy"])
+    else:
+        ctx.execute("DELETE FROM children WHERE run_id = ?", (run_id,))  # the children run on, unlinked
     log.info("closed run %s workflowId=%s status=%s", run_id, execution.workflow_id, close_status)
     return event_id
 

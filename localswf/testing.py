@@ -220,7 +220,7 @@ def check_reply(operation_model: Any, response_dict: dict[str, Any], **_: Any) -
 
 
 def swf_client(url: str, *, check_replies: bool = True, read_timeout: float = 70.0) -> Any:
-    """A boto3 SWF client for `url`; with check_replies every reply is checked against botocore's model."""
+    """Build a boto3 SWF client for `url`; with check_replies it checks every reply against botocore's model."""
     import boto3
     from botocore.config import Config
 

@@ -751,7 +751,9 @@ class Arbiter:
     def _spawn(self, task_list: TaskListConfig, now: float) -> WorkerProcess | None:
         spec = ChildSpec(role=role_for_kind(task_list.kind), task_list=task_list.name)
         try:
-            worker = spawn_worker(spec, self.config, self.endpoint_url, self._worker_target, now)
+            worker = spawn_worker(
+                spec, self.config, self.endpoint_url, self._worker_target, now, guard_fd=self._guard.write_fd
+            )
         except OSError as error:
             supervision = self.config.supervision
             state = self.lists[task_list.name]

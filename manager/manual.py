@@ -32,7 +32,7 @@ RETRYABLE_CLOSE_STATUSES = frozenset({"FAILED", "TIMED_OUT"})
 
 
 class ManualCommandError(Exception):
-    """Invalid input or a state that the command cannot act on; the message says what to do."""
+    """Invalid input, or a workflow state that the command cannot act on. The message names the fix."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,9 +1,9 @@
 """Forking one child process and tracking it: workers and the manager's helper children.
 
-In the child, ``fork_child`` puts the process in its own process group, arranges for the
-kernel to SIGKILL it when the manager dies (PR_SET_PDEATHSIG), restores default signal
-handling, closes every inherited file descriptor except stdio and the ones it keeps, runs
-the target and passes its return value to ``os._exit``.
+In the child, ``fork_child`` puts the process in its own process group and asks the kernel
+to SIGKILL it when the manager dies (PR_SET_PDEATHSIG). It then restores default signal
+handling and closes every inherited file descriptor except stdio and the ones it keeps.
+Last it runs the target and passes its return value to ``os._exit``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """What a worker child runs: its role ("decider" or "activity") and task list."""
+    """Role ("decider" or "activity") and task list of one worker child."""
 
     role: str
     task_list: str
@@ -70,13 +70,20 @@ def _set_parent_death_signal(sig: int) -> None:
         raise OSError(errno, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(errno)}")
 
 
-def _prepare_child(parent_pid: int, keep_fds: Iterable[int], death_signal: int | None) -> None:
+def _prepare_child(
+    parent_pid: int, keep_fds: Iterable[int], death_signal: int | None, guard_fd: int | None
+) -> None:
     os.setpgid(0, 0)
     if death_signal is not None:
         _set_parent_death_signal(death_signal)
-    # The parent may have died before prctl: then nobody will send the death signal.
+    # The parent may have died before prctl, and then no death signal will come.
     if os.getppid() != parent_pid:
         os._exit(ORPHANED_AT_START)
+    if guard_fd is not None:
+        # Register the new process group before the target can start a grandchild, so no
+        # grandchild can outlive a manager that was killed right after the fork. The
+        # descriptor is closed below with the other inherited ones.
+        os.write(guard_fd, f"add {os.getpid()}\n".encode())
 
     signal.set_wakeup_fd(-1)
     for sig in signal.valid_signals():
@@ -101,12 +108,16 @@ def _prepare_child(parent_pid: int, keep_fds: Iterable[int], death_signal: int |
 
 
 def fork_child(
-    target: Callable[[], int], keep_fds: Iterable[int] = (), death_signal: int | None = signal.SIGKILL
+    target: Callable[[], int],
+    keep_fds: Iterable[int] = (),
+    death_signal: int | None = signal.SIGKILL,
+    guard_fd: int | None = None,
 ) -> int:
     """Fork a child that runs ``target()`` and exits with its return value. Returns the pid.
 
     ``death_signal`` is what the kernel sends the child when the manager dies; None sends
-    nothing, for a child that must outlive the manager to clean up after it.
+    nothing, for a child that must outlive the manager to clean up after it. ``guard_fd``
+    is the write end of a ``GroupGuard`` pipe that the child registers its group with.
     """
     keep = tuple(keep_fds)
     parent_pid = os.getpid()
@@ -127,7 +138,7 @@ def fork_child(
 
     code = 1
     try:
-        _prepare_child(parent_pid, keep, death_signal)
+        _prepare_child(parent_pid, keep, death_signal, guard_fd)
         result = target()
         code = result if isinstance(result, int) else 0
     except SystemExit as exit_request:
@@ -169,12 +180,19 @@ class WorkerProcess:
 
 
 def spawn_worker(
-    spec: ChildSpec, config: Config, endpoint_url: str | None, target: WorkerTarget, now: float
+    spec: ChildSpec,
+    config: Config,
+    endpoint_url: str | None,
+    target: WorkerTarget,
+    now: float,
+    guard_fd: int | None = None,
 ) -> WorkerProcess:
     """Fork one worker with a fresh progress pipe and return its record."""
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        pid = fork_child(lambda: target(spec, config, write_fd, endpoint_url), keep_fds=(write_fd,))
+        pid = fork_child(
+            lambda: target(spec, config, write_fd, endpoint_url), keep_fds=(write_fd,), guard_fd=guard_fd
+        )
     except BaseException:
         os.close(read_fd)
         os.close(write_fd)
@@ -261,6 +279,11 @@ class GroupGuard:
         for pgid in self._groups:
             self._send(f"add {pgid}")
         log.info("started process group guard", extra={"guard_pid": self.pid})
+
+    @property
+    def write_fd(self) -> int | None:
+        """The pipe a new worker registers its group on, None while no guard runs."""
+        return self._write_fd if self._write_fd >= 0 else None
 
     def _send(self, line: str) -> None:
         if self._write_fd < 0:

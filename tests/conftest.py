@@ -13,13 +13,19 @@ from localswf.testing import LocalSwfProcess
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
-@pytest.fixture(autouse=True)
-def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def _fake_aws_credentials() -> Iterator[None]:
     """Keep boto3 away from real credentials: the embedded endpoint accepts any."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_PROFILE")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.pop("AWS_PROFILE", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

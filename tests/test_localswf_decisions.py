@@ -357,3 +357,17 @@ def test_event_limit_terminates(client: Any) -> None:
     assert events[-1]["eventType"] == "WorkflowExecutionTerminated"
     assert attributes_of(events[-1])["cause"] == "EVENT_LIMIT_EXCEEDED"
     assert time.monotonic() - began < 60
+
+
+def test_children_outlive_completed_parent(client: Any) -> None:
+    parent_run = start(client, "parent", childPolicy="TERMINATE")
+    decide(client, decision("StartChildWorkflowExecution", workflowType=WORKFLOW, workflowId="child"), workflow_id="parent")
+    child_run = find(history(client, parent_run, "parent"), "ChildWorkflowExecutionStarted")["workflowExecution"]["runId"]
+    tasks = [poll(client), poll(client)]
+    by_id = {task["workflowExecution"]["workflowId"]: task for task in tasks}
+    client.respond_decision_task_completed(taskToken=by_id["parent"]["taskToken"], decisions=[decision("CompleteWorkflowExecution")])
+    assert info(client, parent_run, "parent")["closeStatus"] == "COMPLETED"
+    assert info(client, child_run, "child")["executionStatus"] == "OPEN"
+    client.respond_decision_task_completed(taskToken=by_id["child"]["taskToken"], decisions=[decision("CompleteWorkflowExecution")])
+    assert info(client, child_run, "child")["closeStatus"] == "COMPLETED"
+    assert history(client, parent_run, "parent")[-1]["eventType"] == "WorkflowExecutionCompleted"

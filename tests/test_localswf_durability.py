@@ -41,7 +41,7 @@ def test_sigkill_loses_nothing_and_timeouts_fire_after_restart(tmp_path: Path) -
                 domain=DOMAIN, workflowId=f"wf{index}", workflowType=WORKFLOW, taskStartToCloseTimeout=timeout
             )["runId"]
         # wf0: a 2 s timer; wf1: an activity whose 2 s START_TO_CLOSE runs out while the server is down;
-        # wf2: a decision task held by a decider that never answers (2 s START_TO_CLOSE).
+        # wf2: a decision task taken by a decider that never replies (2 s START_TO_CLOSE).
         first = poll_decision(client)
         assert first["workflowExecution"]["workflowId"] == "wf0"
         client.respond_decision_task_completed(taskToken=first["taskToken"], decisions=[decision("StartTimer", timerId="t", startToFireTimeout="2")])

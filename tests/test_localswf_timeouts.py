@@ -52,8 +52,8 @@ def wait_for_event(client: Any, run_id: str, event_type: str, workflow_id: str =
         events = history(client, run_id, workflow_id)
         if event_type in event_types(events):
             return events
-        # A decision poll on a task list nobody uses blocks up to max_poll_seconds, or returns early on shutdown;
-        # the history is re-read after it. Polling "idle" never takes a task from the tests.
+        # An activity poll on an unused task list waits up to max_poll_seconds (1 s) and takes no task,
+        # so the history is re-read about once a second.
         client.poll_for_activity_task(domain=DOMAIN, taskList={"name": f"idle-{event_type}"})
     raise AssertionError(f"{event_type} did not appear within {WAIT_LIMIT} s: {event_types(history(client, run_id, workflow_id))}")
 

@@ -439,3 +439,13 @@ def test_unknown_operation_rejected(server: LocalSwfProcess) -> None:
     body = json.loads(error.value.read())
     assert body["__type"].endswith("#UnknownOperationException")
     assert "LaunchRockets" in body["message"]
+
+
+def test_poll_from_previous_started_event(client: Any) -> None:
+    start(client)
+    first = poll_decision(client)
+    client.respond_decision_task_completed(taskToken=first["taskToken"], decisions=[])
+    client.signal_workflow_execution(domain=DOMAIN, workflowId="wf", signalName="s")
+    second = poll_decision(client, startAtPreviousStartedEvent=True)
+    assert second["previousStartedEventId"] == 3
+    assert [event["eventId"] for event in second["events"]] == [3, 4, 5, 6, 7]

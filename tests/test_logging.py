@@ -33,10 +33,10 @@ SECRETS = {
 
 
 class Recorder:
-    """A loopback HTTP server that answers every POST with one status and keeps the requests.
+    """A loopback HTTP server that responds to every POST with one status and keeps the requests.
 
-    In mode "hang" it holds each request until the test ends. In mode "echo" it answers with a
-    Mixpanel-style error that quotes the whole request body, token included.
+    In mode "hang" it leaves each request open until the test ends. In mode "echo" it responds
+    with a Mixpanel-style error that quotes the whole request body, token included.
     """
 
     def __init__(self, mode: str = "ok", status: int = 200) -> None:
@@ -269,9 +269,9 @@ def test_loggly_url_rejected_without_placeholder(monkeypatch: pytest.MonkeyPatch
 
 
 # Runs in a child process, logging the way a worker does, with every secret set. It drives
-# the paths that handle secrets: Mixpanel with a server that quotes the token back in its
-# error, a failing webhook, a failing Loggly, botocore debug logging of a signed request,
-# and careless log calls that pass secrets as arguments, extras and exception text.
+# each path that handles secrets. Mixpanel's stand-in quotes the token back in its error, and
+# the webhook and Loggly fail. botocore logs a signed request at DEBUG. Careless log calls
+# pass secrets as arguments, extras and exception text.
 LEAK_SCRIPT = r"""
 import json, logging, os, sys
 from dataclasses import replace
@@ -357,12 +357,12 @@ def test_secrets_never_logged(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    # Every Loggly upload was answered 503, so each shows up as a logged error.
+    # Loggly responded 503 to every upload, so each shows up as a logged error.
     assert summary["loggly_failed_batches"] >= 1
     assert loggly_bodies
     output = result.stderr + result.stdout + loggly_bodies
     # The paths ran: each left its trace in the log.
-    assert "Mixpanel rejected or did not answer" in output
+    assert "Mixpanel rejected or did not respond" in output
     assert "completion hook for workflow media-1" in output
     assert "Loggly bulk upload" in output
     assert "ListDomains failed" in output

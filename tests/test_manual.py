@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def localswf(tmp_path: Path) -> Iterator[LocalSwfProcess]:
-    """An endpoint that holds empty polls 2 s, so a stopping manager's workers return quickly.
+    """An endpoint that keeps an empty poll open 2 s, so a stopping manager's workers return quickly.
 
     Workers finish the poll in flight before they exit, and the default 60 s hold would
     make each manager shutdown take a minute.
@@ -79,7 +79,7 @@ def describe(client: Any, workflow_id: str, run_id: str) -> dict:
 
 
 def decide(client: Any, decision: dict) -> dict:
-    """Act as the decider once: take the pending decision task and answer with ``decision``."""
+    """Act as the decider once: take the pending decision task and respond with ``decision``."""
     task = client.poll_for_decision_task(domain=DOMAIN, taskList={"name": "diagnostic-decisions"}, identity="test")
     assert task.get("taskToken"), "no decision task was pending"
     client.respond_decision_task_completed(taskToken=task["taskToken"], decisions=[decision])

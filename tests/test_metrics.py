@@ -127,9 +127,9 @@ def timed_tracks(metrics: Metrics, count: int) -> float:
 @pytest.fixture
 def closing() -> Iterator[list[Metrics]]:
     """Close every Metrics a test made, so no sender thread outlives it."""
-    made: list[Metrics] = []
-    yield made
-    for metrics in made:
+    instances: list[Metrics] = []
+    yield instances
+    for metrics in instances:
         metrics.close(timeout=5)
 
 
@@ -169,7 +169,7 @@ def test_hanging_server_never_blocks_caller(
         )
         closing.append(metrics)
         metrics.track(metrics_module.WORKFLOW_STARTED, "user-1", {})
-        # The first batch is now stuck in a request that the server never answers.
+        # The first batch is now stuck in a request that the server never responds to.
         assert server.request_seen.wait(10)
 
         slowest = timed_tracks(metrics, 500)

@@ -444,7 +444,8 @@ def test_manager_sigkill_leaves_no_process(events: EventPipe, start_manager: Cal
 
     manager.signal(signal.SIGKILL)
     assert manager.wait() == -signal.SIGKILL
-    assert wait_gone(descendants) == []
+    alive = wait_gone(descendants)
+    assert alive == [], [(pid, psutil.Process(pid).cmdline()) for pid in alive if psutil.pid_exists(pid)]
 
 
 def test_stuck_worker_killed_and_replaced(events: EventPipe, start_manager: Callable[..., ManagerProcess]) -> None:

@@ -30,7 +30,7 @@ SLEEP_SECONDS = 6.0
 
 @pytest.fixture
 def localswf(tmp_path: Path) -> Iterator[LocalSwfProcess]:
-    """An endpoint that holds empty polls 2 s, so a stopping manager's idle workers return quickly."""
+    """An endpoint that keeps an empty poll open 2 s, so a stopping manager's idle workers return quickly."""
     server = LocalSwfProcess(db_path=tmp_path / "localswf.sqlite3", max_poll_seconds=2)
     server.start()
     try:
@@ -180,7 +180,7 @@ def test_restart_during_task_completes_workflow(localswf: LocalSwfProcess, tmp_p
         except subprocess.TimeoutExpired:
             supervisord.kill()
             supervisord.wait(timeout=10)
-        # Record what outlived supervisord before cleaning it up, so the check below sees it.
+        # Record what outlived supervisord before the cleanup kills it, so the check below can fail.
         leftovers = [process for process in seen if process.is_running() and process.status() != "zombie"]
         for process in leftovers:
             process.kill()

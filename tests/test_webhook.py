@@ -21,9 +21,9 @@ MAX_SEND_SECONDS = 0.05
 
 
 class Receiver:
-    """A loopback web application that answers with the status codes in ``script``.
+    """A loopback web application that responds with the status codes in ``script``.
 
-    After the script runs out it answers 200. Each request is kept with its headers and body.
+    After the script runs out it responds 200. Each request is kept with its headers and body.
     """
 
     def __init__(self, script: list[int]) -> None:
@@ -80,9 +80,9 @@ def key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def senders() -> Iterator[list[WebhookSender]]:
-    made: list[WebhookSender] = []
-    yield made
-    for sender in made:
+    instances: list[WebhookSender] = []
+    yield instances
+    for sender in instances:
         sender.close(timeout=5)
 
 

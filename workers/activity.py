@@ -1,4 +1,4 @@
-"""The activity runtime: runs one activity task with a heartbeat thread and answers SWF.
+"""The activity runtime: runs one activity task with a heartbeat thread and responds to SWF.
 
 The handler runs on the worker's main thread. A heartbeat thread records the handler's
 latest progress with SWF every third of the type's heartbeat timeout, sets
@@ -38,7 +38,7 @@ MIN_HEARTBEAT_INTERVAL = 0.2
 
 @dataclass
 class ActivityContext:
-    """What a handler gets besides its input: the task's ids, the configuration, and heartbeats."""
+    """The task's ids, the configuration and the heartbeat of a running handler."""
 
     workflow_id: str
     run_id: str
@@ -57,7 +57,7 @@ class ActivityContext:
         """Record progress for the heartbeat thread to send.
 
         Raises TaskCancelled once SWF has requested a cancel, and ExecutionClosed once
-        SWF no longer knows the task, so the handler stops its work.
+        SWF returned UnknownResourceFault for the task, so the handler stops its work.
         """
         if details is not None:
             with self._details_lock:
@@ -99,7 +99,7 @@ class _LazyStorage:
 
 
 class ResponseGate:
-    """Lets exactly one thread send the task's final answer to SWF."""
+    """Lets exactly one thread send the task's final response to SWF."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -219,10 +219,10 @@ class HeartbeatThread(threading.Thread):
 
     def _hand_back_and_exit(self) -> None:
         if not self._gate.claim():
-            # The main thread is sending the task's answer; the worker exits after it.
+            # The main thread is sending the task's response, and the worker loop exits after it.
             return
         log.warning("aborting: handing activity %s back to SWF", self._context.activity_id)
-        reason, details = failure_payload(True, "HandedBack", "the worker was told to abort while the task ran")
+        reason, details = failure_payload(True, "HandedBack", "the worker received a second stop signal while the task ran")
         try:
             self._client.respond_activity_task_failed(taskToken=self._token, reason=reason, details=details)
             self._progress.task_finished("handed_back")
@@ -308,9 +308,9 @@ class ActivityRunner:
     task_in_hand: bool = False
 
     def run(self, task: dict[str, Any]) -> str:
-        """Run ``task`` and answer SWF. Returns the outcome for progress reports.
+        """Run ``task`` and respond to SWF. Returns the outcome for progress reports.
 
-        Raises ExecutionClosed when SWF no longer knows the task.
+        Raises ExecutionClosed when SWF returns UnknownResourceFault for the task.
         """
         ids = TaskIds.from_task(task)
         self.task_in_hand = True

@@ -19,7 +19,8 @@ class SwfConfig:
     """Where SWF is and which domain the manager works in."""
 
     # "local" starts the embedded endpoint (localswf) as a child process. A URL talks to
-    # that endpoint. None talks to real SWF in `region`.
+    # that endpoint. None talks to real SWF in `region`; in a TOML file, "aws" or leaving
+    # the key out gives None.
     endpoint_url: str | None = "local"
     region: str = "us-east-1"
     domain: str = "swf-manager"

@@ -33,10 +33,10 @@ class DecisionRunner:
         self.on_workflow_closed = on_workflow_closed
 
     def run(self, task: dict[str, Any]) -> str:
-        """Decide ``task``, whose "events" hold the whole history, and send the decisions.
+        """Decide ``task``, whose "events" contain the whole history, and send the decisions.
 
         Returns "completed" when SWF accepted the decisions, "failed" when the decider
-        could not decide. Raises ExecutionClosed when SWF no longer knows the task.
+        could not decide. Raises ExecutionClosed when SWF returns UnknownResourceFault for the task.
         """
         execution = task.get("workflowExecution", {})
         workflow_id = execution.get("workflowId", "")

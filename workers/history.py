@@ -44,7 +44,9 @@ class HistoryBuilder:
             "executionStartToCloseTimeout": "86400",
             "taskStartToCloseTimeout": "60",
         }
-        text = raw_input if raw_input is not None else (None if workflow_input is None else json.dumps(workflow_input))
+        text = raw_input
+        if text is None and workflow_input is not None:
+            text = json.dumps(workflow_input)
         if text is not None:
             started["input"] = text
         if continued_execution_run_id:

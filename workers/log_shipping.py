@@ -1,9 +1,10 @@
 """Secret redaction for log records, and an optional Loggly bulk handler.
 
-``SecretRedactionFilter`` replaces the values of secret environment variables (the Mixpanel
-token, the webhook key, the Loggly token, AWS keys) and anything shaped like an AWS access
-key id with ``[REDACTED]`` in every part of a record that a formatter prints: the message,
-its arguments, extra fields, the exception text and the stack. Attach it to every handler.
+``SecretRedactionFilter`` replaces secrets with ``[REDACTED]``: the values of the secret
+environment variables (the Mixpanel token, the webhook key, the Loggly token, AWS keys) and
+anything shaped like an AWS access key id. It covers every part of a record that a formatter
+prints: the message, its arguments, extra fields, the exception text and the stack. Attach
+it to every handler.
 
 ``LogglyBulkHandler`` sends formatted records to Loggly's HTTPS bulk endpoint from a
 background thread. ``emit`` only puts the line on a bounded queue, so a slow or unreachable
@@ -29,7 +30,7 @@ from workers.config import Config, LoggingConfig
 
 REDACTED = "[REDACTED]"
 
-# Environment variables that always hold secrets, whatever the configuration says.
+# Environment variables that contain AWS credentials, whatever the configuration names.
 AWS_SECRET_ENV_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 # Values shorter than this are not redacted, because replacing a short common word in every
@@ -49,7 +50,7 @@ _STANDARD_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None
 
 
 def secret_env_names(config: Config) -> tuple[str, ...]:
-    """Return the names of every environment variable that holds a secret for ``config``."""
+    """Return the names of every environment variable that contains a secret for ``config``."""
     names = [
         config.metrics.mixpanel_token_env,
         config.webhook.secret_env,
@@ -237,7 +238,7 @@ class LogglyBulkHandler(logging.Handler):
             self.sent_lines += len(lines)
         except (urllib.error.URLError, OSError, ValueError) as error:
             self.failed_batches += 1
-            # The URL holds the token and is left out. The redaction filter also removes the
+            # The URL contains the token and is left out. The redaction filter also removes the
             # token from the error text.
             logging.getLogger(__name__).error(
                 "Loggly bulk upload of %d lines failed: %s: %s; %d batches failed so far",

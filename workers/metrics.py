@@ -94,7 +94,7 @@ class MixpanelSink:
     def send(self, event: Event) -> None:
         self._buffered += 1
         try:
-            # BufferedConsumer posts the batch when it holds MAX_BATCH events.
+            # BufferedConsumer posts the batch once it contains MAX_BATCH events.
             self._client.track(event.distinct_id, event.name, event.properties)
         except MixpanelException as error:
             self._drop_buffer(error)
@@ -119,7 +119,7 @@ class MixpanelSink:
         # its buffer would grow without bound while Mixpanel is down. A fresh client drops it.
         self.lost += self._buffered
         logger.error(
-            "Mixpanel rejected or did not answer a batch of %d events: %s; %d events lost so far",
+            "Mixpanel rejected or did not respond to a batch of %d events: %s; %d events lost so far",
             self._buffered,
             _describe(error),
             self.lost,

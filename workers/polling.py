@@ -1,6 +1,6 @@
 """Long polls for activity and decision tasks.
 
-SWF answers a poll that found no task after about 60 seconds with a reply whose
+SWF replies to a poll that found no task after about 60 seconds with a reply whose
 taskToken is missing, "" or None, depending on the SDK and endpoint. All three mean "no
 task", and so does a read timeout on the poll.
 """
@@ -55,7 +55,7 @@ def poll_decision_task(
 ) -> dict[str, Any] | None:
     """Poll once for a decision task and return it with every history page fetched.
 
-    The returned task's "events" holds the whole history in event order, and its
+    The returned task's "events" contains the whole history in event order, and its
     "nextPageToken" is removed. Returns None when the poll found no task.
     """
     params: dict[str, Any] = {

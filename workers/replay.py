@@ -19,7 +19,7 @@ from workers.retry import Budget, decide_retry, start_to_close_timeout
 
 log = logging.getLogger(__name__)
 
-# Key of the workflow input of a run that continued as new: it holds the carried state.
+# Key of the workflow input of a run that continued as new: it contains the carried state.
 CARRIED_KEY = "swf_manager_carried"
 # ACTIVITY_ID_ALREADY_IN_USE this many times in a row on one step fails the workflow.
 MAX_ID_IN_USE = 3

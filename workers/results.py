@@ -1,7 +1,7 @@
 """Activity results that stay within SWF's size limits by being stored when large.
 
 SWF limits a result and an activity input to 32,768 characters each. The input of a
-pipeline step holds the previous step's result next to the workflow input, so a result
+pipeline step contains the previous step's result next to the workflow input, so a result
 is stored under the storage root once it is over half that size, and the step after it
 receives ``{"result_ref": URL}`` in its place.
 """

@@ -27,9 +27,9 @@ class Budget:
 
 @dataclass(frozen=True)
 class RetryDecision:
-    """What to do after an attempt did not complete.
+    """The decision after an attempt that did not complete.
 
-    ``retry`` False means the step failed for good, and ``reason`` says why. Otherwise
+    ``retry`` False means the step failed for good, and ``reason`` gives the cause. Otherwise
     the next attempt starts after ``delay`` seconds with ``start_to_close_timeout``.
     """
 

@@ -43,7 +43,7 @@ POLL_ERROR_BACKOFF_MAX = 30.0
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What one worker process does: its role, the task list it polls and its SWF identity."""
+    """The role of one worker process, the task list it polls and its SWF identity."""
 
     role: Literal["decider", "activity"]
     task_list: str
@@ -84,7 +84,7 @@ class WorkerControls:
             return
         # The heartbeat thread hands the task back and exits the process. Before it
         # starts, it checks the abort flag; after it stopped, the loop exits once the
-        # task's answer is sent.
+        # task's response is sent.
         heartbeat = runner.current_heartbeat
         if heartbeat is not None:
             heartbeat.wake()
@@ -238,8 +238,8 @@ class WorkerLoop:
             self.progress.task_finished("closed")
             return exitcodes.EXECUTION_CLOSED
         except (ClientError, BotoCoreError) as error:
-            # The answer did not reach SWF, which times the task out and schedules it again.
-            log.error("sending the answer for a task failed: %s", error)
+            # The response did not reach SWF, which times the task out and schedules it again.
+            log.error("responding to SWF for a task failed: %s", error)
             self.progress.task_finished("failed")
             return None
         self.progress.task_finished(outcome)

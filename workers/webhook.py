@@ -2,7 +2,7 @@
 
 ``WebhookSender.send`` only queues the summary, so the decider that closed the workflow is
 never delayed. A daemon thread POSTs each summary and retries on connection errors,
-timeouts, 429 and 5xx answers, with exponential backoff between attempts. A hook that still
+timeouts, 429 and 5xx responses, with exponential backoff between attempts. A hook that still
 fails is logged with the workflow id and dropped: it never fails the workflow.
 
 Each request carries:

@@ -71,73 +71,73 @@ def check_decision(decision: Any, index: int) -> tuple[str, dict[str, Any]]:
     return decision_type, checker(attributes, prefix) if checker else dict(attributes)
 
 
-def check_schedule_activity(a: dict[str, Any], p: str) -> dict[str, Any]:
-    type_name, type_version = v.type_ref(a.get("activityType"), p + "activityType")
+def check_schedule_activity(fields: dict[str, Any], prefix: str) -> dict[str, Any]:
+    type_name, type_version = v.type_ref(fields.get("activityType"), prefix + "activityType")
     return {
         "activityType": {"name": type_name, "version": type_version},
-        "activityId": v.name(a.get("activityId"), p + "activityId"),
-        "control": v.data(a.get("control"), p + "control"),
-        "input": v.data(a.get("input"), p + "input"),
-        "scheduleToCloseTimeout": v.timeout(a.get("scheduleToCloseTimeout"), p + "scheduleToCloseTimeout"),
-        "taskList": v.task_list(a.get("taskList"), p + "taskList"),
-        "taskPriority": v.priority(a.get("taskPriority"), p + "taskPriority"),
-        "scheduleToStartTimeout": v.timeout(a.get("scheduleToStartTimeout"), p + "scheduleToStartTimeout"),
-        "startToCloseTimeout": v.timeout(a.get("startToCloseTimeout"), p + "startToCloseTimeout"),
-        "heartbeatTimeout": v.timeout(a.get("heartbeatTimeout"), p + "heartbeatTimeout"),
+        "activityId": v.name(fields.get("activityId"), prefix + "activityId"),
+        "control": v.data(fields.get("control"), prefix + "control"),
+        "input": v.data(fields.get("input"), prefix + "input"),
+        "scheduleToCloseTimeout": v.timeout(fields.get("scheduleToCloseTimeout"), prefix + "scheduleToCloseTimeout"),
+        "taskList": v.task_list(fields.get("taskList"), prefix + "taskList"),
+        "taskPriority": v.priority(fields.get("taskPriority"), prefix + "taskPriority"),
+        "scheduleToStartTimeout": v.timeout(fields.get("scheduleToStartTimeout"), prefix + "scheduleToStartTimeout"),
+        "startToCloseTimeout": v.timeout(fields.get("startToCloseTimeout"), prefix + "startToCloseTimeout"),
+        "heartbeatTimeout": v.timeout(fields.get("heartbeatTimeout"), prefix + "heartbeatTimeout"),
     }
 
 
-def check_start_timer(a: dict[str, Any], p: str) -> dict[str, Any]:
+def check_start_timer(fields: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {
-        "timerId": v.name(a.get("timerId"), p + "timerId"),
-        "control": v.data(a.get("control"), p + "control"),
-        "startToFireTimeout": v.timeout(a.get("startToFireTimeout"), p + "startToFireTimeout", allow_none=False, optional=False),
+        "timerId": v.name(fields.get("timerId"), prefix + "timerId"),
+        "control": v.data(fields.get("control"), prefix + "control"),
+        "startToFireTimeout": v.timeout(fields.get("startToFireTimeout"), prefix + "startToFireTimeout", allow_none=False, optional=False),
     }
 
 
-def check_child(a: dict[str, Any], p: str) -> dict[str, Any]:
-    type_name, type_version = v.type_ref(a.get("workflowType"), p + "workflowType")
-    checked = check_start_request(a, p)
+def check_child(fields: dict[str, Any], prefix: str) -> dict[str, Any]:
+    type_name, type_version = v.type_ref(fields.get("workflowType"), prefix + "workflowType")
+    checked = check_start_request(fields, prefix)
     checked.update(
         workflowType={"name": type_name, "version": type_version},
-        workflowId=v.name(a.get("workflowId"), p + "workflowId"),
-        control=v.data(a.get("control"), p + "control"),
+        workflowId=v.name(fields.get("workflowId"), prefix + "workflowId"),
+        control=v.data(fields.get("control"), prefix + "control"),
     )
     return checked
 
 
-def check_continue_as_new(a: dict[str, Any], p: str) -> dict[str, Any]:
-    checked = check_start_request(a, p)
-    checked["workflowTypeVersion"] = v.version(a["workflowTypeVersion"], p + "workflowTypeVersion") if a.get("workflowTypeVersion") else None
+def check_continue_as_new(fields: dict[str, Any], prefix: str) -> dict[str, Any]:
+    checked = check_start_request(fields, prefix)
+    checked["workflowTypeVersion"] = v.version(fields["workflowTypeVersion"], prefix + "workflowTypeVersion") if fields.get("workflowTypeVersion") else None
     return checked
 
 
-def check_external(a: dict[str, Any], p: str, signal: bool) -> dict[str, Any]:
+def check_external(fields: dict[str, Any], prefix: str, signal: bool) -> dict[str, Any]:
     checked = {
-        "workflowId": v.name(a.get("workflowId"), p + "workflowId"),
-        "runId": v.text(a.get("runId"), p + "runId", 64),
-        "control": v.data(a.get("control"), p + "control"),
+        "workflowId": v.name(fields.get("workflowId"), prefix + "workflowId"),
+        "runId": v.text(fields.get("runId"), prefix + "runId", 64),
+        "control": v.data(fields.get("control"), prefix + "control"),
     }
     if signal:
-        checked["signalName"] = v.name(a.get("signalName"), p + "signalName")
-        checked["input"] = v.data(a.get("input"), p + "input")
+        checked["signalName"] = v.name(fields.get("signalName"), prefix + "signalName")
+        checked["input"] = v.data(fields.get("input"), prefix + "input")
     return checked
 
 
 CHECKERS = {
     "ScheduleActivityTask": check_schedule_activity,
-    "RequestCancelActivityTask": lambda a, p: {"activityId": v.name(a.get("activityId"), p + "activityId")},
-    "CompleteWorkflowExecution": lambda a, p: {"result": v.data(a.get("result"), p + "result")},
-    "FailWorkflowExecution": lambda a, p: {"reason": v.text(a.get("reason"), p + "reason", v.MAX_NAME), "details": v.data(a.get("details"), p + "details")},
-    "CancelWorkflowExecution": lambda a, p: {"details": v.data(a.get("details"), p + "details")},
+    "RequestCancelActivityTask": lambda fields, prefix: {"activityId": v.name(fields.get("activityId"), prefix + "activityId")},
+    "CompleteWorkflowExecution": lambda fields, prefix: {"result": v.data(fields.get("result"), prefix + "result")},
+    "FailWorkflowExecution": lambda fields, prefix: {"reason": v.text(fields.get("reason"), prefix + "reason", v.MAX_NAME), "details": v.data(fields.get("details"), prefix + "details")},
+    "CancelWorkflowExecution": lambda fields, prefix: {"details": v.data(fields.get("details"), prefix + "details")},
     "ContinueAsNewWorkflowExecution": check_continue_as_new,
-    "RecordMarker": lambda a, p: {"markerName": v.name(a.get("markerName"), p + "markerName"), "details": v.data(a.get("details"), p + "details")},
+    "RecordMarker": lambda fields, prefix: {"markerName": v.name(fields.get("markerName"), prefix + "markerName"), "details": v.data(fields.get("details"), prefix + "details")},
     "StartTimer": check_start_timer,
-    "CancelTimer": lambda a, p: {"timerId": v.name(a.get("timerId"), p + "timerId")},
-    "SignalExternalWorkflowExecution": lambda a, p: check_external(a, p, True),
-    "RequestCancelExternalWorkflowExecution": lambda a, p: check_external(a, p, False),
+    "CancelTimer": lambda fields, prefix: {"timerId": v.name(fields.get("timerId"), prefix + "timerId")},
+    "SignalExternalWorkflowExecution": lambda fields, prefix: check_external(fields, prefix, True),
+    "RequestCancelExternalWorkflowExecution": lambda fields, prefix: check_external(fields, prefix, False),
     "StartChildWorkflowExecution": check_child,
-    "ScheduleLambdaFunction": lambda a, p: {"id": v.text(a.get("id"), p + "id", v.MAX_NAME), "name": v.text(a.get("name"), p + "name", 64)},
+    "ScheduleLambdaFunction": lambda fields, prefix: {"id": v.text(fields.get("id"), prefix + "id", v.MAX_NAME), "name": v.text(fields.get("name"), prefix + "name", 64)},
 }
 
 
@@ -203,32 +203,33 @@ def resolve_activity(requested: dict[str, Any], type_defaults: dict[str, Any]) -
     return resolved, None
 
 
-def schedule_activity(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
-    failure = {"activityType": a["activityType"], "activityId": a["activityId"], "decisionTaskCompletedEventId": completed_id}
+def schedule_activity(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
+    failure = {"activityType": fields["activityType"], "activityId": fields["activityId"], "decisionTaskCompletedEventId": completed_id}
     type_row = ctx.one(
         "SELECT status, config FROM types WHERE kind = 'activity' AND domain = ? AND name = ? AND version = ?",
-        (execution.domain, a["activityType"]["name"], a["activityType"]["version"]),
+        (execution.domain, fields["activityType"]["name"], fields["activityType"]["version"]),
     )
     cause = None
     if type_row is None:
         cause = "ACTIVITY_TYPE_DOES_NOT_EXIST"
     elif type_row["status"] != "REGISTERED":
         cause = "ACTIVITY_TYPE_DEPRECATED"
-    elif ctx.one("SELECT 1 FROM activities WHERE run_id = ? AND activity_id = ?", (execution.run_id, a["activityId"])):
+    elif ctx.one("SELECT 1 FROM activities WHERE run_id = ? AND activity_id = ?", (execution.run_id, fields["activityId"])):
         cause = "ACTIVITY_ID_ALREADY_IN_USE"
     elif ctx.one("SELECT COUNT(*) AS n FROM activities WHERE run_id = ?", (execution.run_id,))["n"] >= MAX_OPEN_ACTIVITIES:
         cause = "OPEN_ACTIVITIES_LIMIT_EXCEEDED"
     resolved: dict[str, Any] = {}
     if cause is None:
-        resolved, cause = resolve_activity(a, json.loads(type_row["config"]))
+        resolved, cause = resolve_activity(fields, json.loads(type_row["config"]))
     if cause is not None:
         fail_decision(ctx, execution, "ScheduleActivityTaskFailed", {**failure, "cause": cause})
         return
+
     attributes = {
-        "activityType": a["activityType"],
-        "activityId": a["activityId"],
-        "input": a.get("input"),
-        "control": a.get("control"),
+        "activityType": fields["activityType"],
+        "activityId": fields["activityId"],
+        "input": fields.get("input"),
+        "control": fields.get("control"),
         "scheduleToStartTimeout": resolved["scheduleToStartTimeout"],
         "scheduleToCloseTimeout": resolved["scheduleToCloseTimeout"],
         "startToCloseTimeout": resolved["startToCloseTimeout"],
@@ -240,10 +241,11 @@ def schedule_activity(ctx: Context, execution: Execution, a: dict[str, Any], com
     scheduled_id = engine.append_event(ctx, execution, "ActivityTaskScheduled", attributes)
     if not scheduled_id:
         return
+
     stored = {key: value for key, value in attributes.items() if value is not None}
     ctx.execute(
         "INSERT INTO activities (run_id, scheduled_id, activity_id, attributes) VALUES (?, ?, ?, ?)",
-        (execution.run_id, scheduled_id, a["activityId"], json.dumps(stored)),
+        (execution.run_id, scheduled_id, fields["activityId"], json.dumps(stored)),
     )
     task_list = resolved["taskList"]["name"]
     ctx.execute(
@@ -252,18 +254,19 @@ def schedule_activity(ctx: Context, execution: Execution, a: dict[str, Any], com
     )
     engine.add_deadline(ctx, v.timeout_seconds(resolved["scheduleToStartTimeout"]), execution.run_id, engine.ACTIVITY_SCHEDULE_TO_START, scheduled_id)
     engine.add_deadline(ctx, v.timeout_seconds(resolved["scheduleToCloseTimeout"]), execution.run_id, engine.ACTIVITY_SCHEDULE_TO_CLOSE, scheduled_id)
+    execution.latest_activity_ts = ctx.now  # DescribeWorkflowExecution's latestActivityTaskTimestamp: the last scheduling
     engine.wake(ctx, execution.domain, "activity", task_list)
 
 
-def request_cancel_activity(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
-    activity = ctx.one("SELECT * FROM activities WHERE run_id = ? AND activity_id = ?", (execution.run_id, a["activityId"]))
+def request_cancel_activity(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
+    activity = ctx.one("SELECT * FROM activities WHERE run_id = ? AND activity_id = ?", (execution.run_id, fields["activityId"]))
     if activity is None:
         fail_decision(ctx, execution, "RequestCancelActivityTaskFailed", {
-            "activityId": a["activityId"], "cause": "ACTIVITY_ID_UNKNOWN", "decisionTaskCompletedEventId": completed_id,
+            "activityId": fields["activityId"], "cause": "ACTIVITY_ID_UNKNOWN", "decisionTaskCompletedEventId": completed_id,
         })
         return
     requested_id = engine.append_event(
-        ctx, execution, "ActivityTaskCancelRequested", {"decisionTaskCompletedEventId": completed_id, "activityId": a["activityId"]}
+        ctx, execution, "ActivityTaskCancelRequested", {"decisionTaskCompletedEventId": completed_id, "activityId": fields["activityId"]}
     )
     if not activity["started_id"]:
         # Not handed to a worker yet: SWF cancels it at once.
@@ -280,72 +283,72 @@ def request_cancel_activity(ctx: Context, execution: Execution, a: dict[str, Any
 
 # --- timers and markers -------------------------------------------------------------------------
 
-def start_timer(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
+def start_timer(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
     cause = None
-    if ctx.one("SELECT 1 FROM timers WHERE run_id = ? AND timer_id = ?", (execution.run_id, a["timerId"])):
+    if ctx.one("SELECT 1 FROM timers WHERE run_id = ? AND timer_id = ?", (execution.run_id, fields["timerId"])):
         cause = "TIMER_ID_ALREADY_IN_USE"
     elif ctx.one("SELECT COUNT(*) AS n FROM timers WHERE run_id = ?", (execution.run_id,))["n"] >= MAX_OPEN_TIMERS:
         cause = "OPEN_TIMERS_LIMIT_EXCEEDED"
     if cause:
-        fail_decision(ctx, execution, "StartTimerFailed", {"timerId": a["timerId"], "cause": cause, "decisionTaskCompletedEventId": completed_id})
+        fail_decision(ctx, execution, "StartTimerFailed", {"timerId": fields["timerId"], "cause": cause, "decisionTaskCompletedEventId": completed_id})
         return
     started_id = engine.append_event(ctx, execution, "TimerStarted", {
-        "timerId": a["timerId"], "control": a.get("control"), "startToFireTimeout": a["startToFireTimeout"],
+        "timerId": fields["timerId"], "control": fields.get("control"), "startToFireTimeout": fields["startToFireTimeout"],
         "decisionTaskCompletedEventId": completed_id,
     })
     if not started_id:
         return
-    ctx.execute("INSERT INTO timers (run_id, timer_id, started_id) VALUES (?, ?, ?)", (execution.run_id, a["timerId"], started_id))
-    engine.add_deadline(ctx, v.timeout_seconds(a["startToFireTimeout"]), execution.run_id, engine.TIMER, started_id)
+    ctx.execute("INSERT INTO timers (run_id, timer_id, started_id) VALUES (?, ?, ?)", (execution.run_id, fields["timerId"], started_id))
+    engine.add_deadline(ctx, v.timeout_seconds(fields["startToFireTimeout"]), execution.run_id, engine.TIMER, started_id)
 
 
-def cancel_timer(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
-    timer = ctx.one("SELECT * FROM timers WHERE run_id = ? AND timer_id = ?", (execution.run_id, a["timerId"]))
+def cancel_timer(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
+    timer = ctx.one("SELECT * FROM timers WHERE run_id = ? AND timer_id = ?", (execution.run_id, fields["timerId"]))
     if timer is None:
-        fail_decision(ctx, execution, "CancelTimerFailed", {"timerId": a["timerId"], "cause": "TIMER_ID_UNKNOWN", "decisionTaskCompletedEventId": completed_id})
+        fail_decision(ctx, execution, "CancelTimerFailed", {"timerId": fields["timerId"], "cause": "TIMER_ID_UNKNOWN", "decisionTaskCompletedEventId": completed_id})
         return
-    ctx.execute("DELETE FROM timers WHERE run_id = ? AND timer_id = ?", (execution.run_id, a["timerId"]))
+    ctx.execute("DELETE FROM timers WHERE run_id = ? AND timer_id = ?", (execution.run_id, fields["timerId"]))
     engine.remove_deadline(ctx, execution.run_id, engine.TIMER, timer["started_id"])
     engine.append_event(ctx, execution, "TimerCanceled", {
-        "timerId": a["timerId"], "startedEventId": timer["started_id"], "decisionTaskCompletedEventId": completed_id,
+        "timerId": fields["timerId"], "startedEventId": timer["started_id"], "decisionTaskCompletedEventId": completed_id,
     })
 
 
-def record_marker(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
+def record_marker(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
     engine.append_event(ctx, execution, "MarkerRecorded", {
-        "markerName": a["markerName"], "details": a.get("details"), "decisionTaskCompletedEventId": completed_id,
+        "markerName": fields["markerName"], "details": fields.get("details"), "decisionTaskCompletedEventId": completed_id,
     })
 
 
-def schedule_lambda(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
-    # localswf runs no Lambda functions; this is the answer SWF gives in a region without Lambda.
+def schedule_lambda(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
+    # localswf runs no Lambda functions, so it records the failure SWF writes in a region without Lambda.
     fail_decision(ctx, execution, "ScheduleLambdaFunctionFailed", {
-        "id": a.get("id") or "", "name": a.get("name") or "", "cause": "LAMBDA_SERVICE_NOT_AVAILABLE_IN_REGION",
+        "id": fields.get("id") or "", "name": fields.get("name") or "", "cause": "LAMBDA_SERVICE_NOT_AVAILABLE_IN_REGION",
         "decisionTaskCompletedEventId": completed_id,
     })
 
 
 # --- closing decisions --------------------------------------------------------------------------
 
-def apply_close(ctx: Context, execution: Execution, decision_type: str, a: dict[str, Any], completed_id: int, *, unhandled: bool) -> None:
+def apply_close(ctx: Context, execution: Execution, decision_type: str, fields: dict[str, Any], completed_id: int, *, unhandled: bool) -> None:
     """Close the execution, or write <Decision>Failed with UNHANDLED_DECISION when the decider has not seen every event."""
     if unhandled:
         fail_decision(ctx, execution, decision_type + "Failed", {"cause": "UNHANDLED_DECISION", "decisionTaskCompletedEventId": completed_id})
         return
     if decision_type == "CompleteWorkflowExecution":
-        engine.close_execution(ctx, execution, "COMPLETED", "WorkflowExecutionCompleted", {"result": a.get("result"), "decisionTaskCompletedEventId": completed_id})
+        engine.close_execution(ctx, execution, "COMPLETED", "WorkflowExecutionCompleted", {"result": fields.get("result"), "decisionTaskCompletedEventId": completed_id})
     elif decision_type == "FailWorkflowExecution":
         engine.close_execution(ctx, execution, "FAILED", "WorkflowExecutionFailed", {
-            "reason": a.get("reason"), "details": a.get("details"), "decisionTaskCompletedEventId": completed_id,
+            "reason": fields.get("reason"), "details": fields.get("details"), "decisionTaskCompletedEventId": completed_id,
         })
     elif decision_type == "CancelWorkflowExecution":
-        engine.close_execution(ctx, execution, "CANCELED", "WorkflowExecutionCanceled", {"details": a.get("details"), "decisionTaskCompletedEventId": completed_id})
+        engine.close_execution(ctx, execution, "CANCELED", "WorkflowExecutionCanceled", {"details": fields.get("details"), "decisionTaskCompletedEventId": completed_id})
     else:
-        continue_as_new(ctx, execution, a, completed_id)
+        continue_as_new(ctx, execution, fields, completed_id)
 
 
-def continue_as_new(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
-    type_version = a.get("workflowTypeVersion") or execution.type_version
+def continue_as_new(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
+    type_version = fields.get("workflowTypeVersion") or execution.type_version
     type_row = engine.workflow_type_row(ctx, execution.domain, execution.type_name, type_version)
     cause = None
     config: dict[str, Any] = {}
@@ -354,15 +357,16 @@ def continue_as_new(ctx: Context, execution: Execution, a: dict[str, Any], compl
     elif type_row["status"] != "REGISTERED":
         cause = "WORKFLOW_TYPE_DEPRECATED"
     else:
-        config, cause = engine.resolve_workflow_config(json.loads(type_row["config"]), requested_config(a))
+        config, cause = engine.resolve_workflow_config(json.loads(type_row["config"]), requested_config(fields))
     if cause:
         fail_decision(ctx, execution, "ContinueAsNewWorkflowExecutionFailed", {"cause": cause, "decisionTaskCompletedEventId": completed_id})
         return
+
     new_run = new_run_id()
     parent = engine.load_execution(ctx, execution.parent_run_id) if execution.parent_run_id else None
     link = ctx.one("SELECT * FROM children WHERE child_run_id = ?", (execution.run_id,))
     engine.close_execution(ctx, execution, "CONTINUED_AS_NEW", "WorkflowExecutionContinuedAsNew", {
-        "input": a.get("input"),
+        "input": fields.get("input"),
         "decisionTaskCompletedEventId": completed_id,
         "newExecutionRunId": new_run,
         "executionStartToCloseTimeout": config["executionStartToCloseTimeout"],
@@ -370,13 +374,14 @@ def continue_as_new(ctx: Context, execution: Execution, a: dict[str, Any], compl
         "taskPriority": config.get("taskPriority"),
         "taskStartToCloseTimeout": config["taskStartToCloseTimeout"],
         "childPolicy": config["childPolicy"],
-        "tagList": a.get("tagList") or None,
+        "tagList": fields.get("tagList") or None,
         "workflowType": {"name": execution.type_name, "version": type_version},
         "lambdaRole": config.get("lambdaRole"),
     })
+
     engine.create_execution(
         ctx, domain=execution.domain, workflow_id=execution.workflow_id, type_name=execution.type_name, type_version=type_version,
-        config=config, input_data=a.get("input"), tags=a.get("tagList") or [], run_id=new_run,
+        config=config, input_data=fields.get("input"), tags=fields.get("tagList") or [], run_id=new_run,
         parent=parent, parent_initiated_id=execution.parent_initiated_id or 0, continued_from=execution.run_id,
     )
     if link is not None:
@@ -395,20 +400,20 @@ def find_target(ctx: Context, execution: Execution, workflow_id: str, run_id: st
     return target if target is not None and target.is_open else None
 
 
-def signal_external(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
+def signal_external(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
     initiated_id = engine.append_event(ctx, execution, "SignalExternalWorkflowExecutionInitiated", {
-        "workflowId": a["workflowId"], "runId": a.get("runId"), "signalName": a["signalName"], "input": a.get("input"),
-        "decisionTaskCompletedEventId": completed_id, "control": a.get("control"),
+        "workflowId": fields["workflowId"], "runId": fields.get("runId"), "signalName": fields["signalName"], "input": fields.get("input"),
+        "decisionTaskCompletedEventId": completed_id, "control": fields.get("control"),
     })
-    target = find_target(ctx, execution, a["workflowId"], a.get("runId"))
+    target = find_target(ctx, execution, fields["workflowId"], fields.get("runId"))
     if target is None:
         fail_decision(ctx, execution, "SignalExternalWorkflowExecutionFailed", {
-            "workflowId": a["workflowId"], "runId": a.get("runId"), "cause": "UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION",
-            "initiatedEventId": initiated_id, "decisionTaskCompletedEventId": completed_id, "control": a.get("control"),
+            "workflowId": fields["workflowId"], "runId": fields.get("runId"), "cause": "UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION",
+            "initiatedEventId": initiated_id, "decisionTaskCompletedEventId": completed_id, "control": fields.get("control"),
         })
         return
     engine.append_event(ctx, target, "WorkflowExecutionSignaled", {
-        "signalName": a["signalName"], "input": a.get("input"), "externalWorkflowExecution": execution.ref(),
+        "signalName": fields["signalName"], "input": fields.get("input"), "externalWorkflowExecution": execution.ref(),
         "externalInitiatedEventId": initiated_id,
     }, wakes_decider=True)
     engine.append_event(ctx, execution, "ExternalWorkflowExecutionSignaled", {
@@ -416,15 +421,15 @@ def signal_external(ctx: Context, execution: Execution, a: dict[str, Any], compl
     }, wakes_decider=True)
 
 
-def request_cancel_external(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
+def request_cancel_external(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
     initiated_id = engine.append_event(ctx, execution, "RequestCancelExternalWorkflowExecutionInitiated", {
-        "workflowId": a["workflowId"], "runId": a.get("runId"), "decisionTaskCompletedEventId": completed_id, "control": a.get("control"),
+        "workflowId": fields["workflowId"], "runId": fields.get("runId"), "decisionTaskCompletedEventId": completed_id, "control": fields.get("control"),
     })
-    target = find_target(ctx, execution, a["workflowId"], a.get("runId"))
+    target = find_target(ctx, execution, fields["workflowId"], fields.get("runId"))
     if target is None:
         fail_decision(ctx, execution, "RequestCancelExternalWorkflowExecutionFailed", {
-            "workflowId": a["workflowId"], "runId": a.get("runId"), "cause": "UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION",
-            "initiatedEventId": initiated_id, "decisionTaskCompletedEventId": completed_id, "control": a.get("control"),
+            "workflowId": fields["workflowId"], "runId": fields.get("runId"), "cause": "UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION",
+            "initiatedEventId": initiated_id, "decisionTaskCompletedEventId": completed_id, "control": fields.get("control"),
         })
         return
     target.cancel_requested = 1
@@ -436,8 +441,8 @@ def request_cancel_external(ctx: Context, execution: Execution, a: dict[str, Any
     }, wakes_decider=True)
 
 
-def start_child(ctx: Context, execution: Execution, a: dict[str, Any], completed_id: int) -> None:
-    workflow_type = a["workflowType"]
+def start_child(ctx: Context, execution: Execution, fields: dict[str, Any], completed_id: int) -> None:
+    workflow_type = fields["workflowType"]
     type_row = engine.workflow_type_row(ctx, execution.domain, workflow_type["name"], workflow_type["version"])
     config: dict[str, Any] = {}
     cause = None
@@ -448,32 +453,35 @@ def start_child(ctx: Context, execution: Execution, a: dict[str, Any], completed
     elif ctx.one("SELECT COUNT(*) AS n FROM children WHERE run_id = ?", (execution.run_id,))["n"] >= MAX_OPEN_CHILDREN:
         cause = "OPEN_CHILDREN_LIMIT_EXCEEDED"
     else:
-        config, cause = engine.resolve_workflow_config(json.loads(type_row["config"]), requested_config(a))
+        config, cause = engine.resolve_workflow_config(json.loads(type_row["config"]), requested_config(fields))
     initiated = {
-        "workflowId": a["workflowId"], "workflowType": workflow_type, "control": a.get("control"), "input": a.get("input"),
-        "executionStartToCloseTimeout": config.get("executionStartToCloseTimeout", a.get("executionStartToCloseTimeout")),
-        "taskList": config.get("taskList") or ({"name": a["taskList"]} if a.get("taskList") else {"name": ""}),
+        "workflowId": fields["workflowId"], "workflowType": workflow_type, "control": fields.get("control"), "input": fields.get("input"),
+        "executionStartToCloseTimeout": config.get("executionStartToCloseTimeout", fields.get("executionStartToCloseTimeout")),
+        "taskList": config.get("taskList") or ({"name": fields["taskList"]} if fields.get("taskList") else {"name": ""}),
         "taskPriority": config.get("taskPriority"),
         "decisionTaskCompletedEventId": completed_id,
-        "childPolicy": config.get("childPolicy") or a.get("childPolicy") or "TERMINATE",
-        "taskStartToCloseTimeout": config.get("taskStartToCloseTimeout", a.get("taskStartToCloseTimeout")),
-        "tagList": a.get("tagList") or None,
+        "childPolicy": config.get("childPolicy") or fields.get("childPolicy") or "TERMINATE",
+        "taskStartToCloseTimeout": config.get("taskStartToCloseTimeout", fields.get("taskStartToCloseTimeout")),
+        "tagList": fields.get("tagList") or None,
         "lambdaRole": config.get("lambdaRole"),
     }
+
     initiated_id = engine.append_event(ctx, execution, "StartChildWorkflowExecutionInitiated", initiated)
     if not initiated_id:
         return
-    if cause is None and engine.find_open_by_workflow_id(ctx, execution.domain, a["workflowId"]) is not None:
+
+    if cause is None and engine.find_open_by_workflow_id(ctx, execution.domain, fields["workflowId"]) is not None:
         cause = "WORKFLOW_ALREADY_RUNNING"
     if cause is not None:
         fail_decision(ctx, execution, "StartChildWorkflowExecutionFailed", {
-            "workflowType": workflow_type, "cause": cause, "workflowId": a["workflowId"], "initiatedEventId": initiated_id,
-            "decisionTaskCompletedEventId": completed_id, "control": a.get("control"),
+            "workflowType": workflow_type, "cause": cause, "workflowId": fields["workflowId"], "initiatedEventId": initiated_id,
+            "decisionTaskCompletedEventId": completed_id, "control": fields.get("control"),
         })
         return
+
     child = engine.create_execution(
-        ctx, domain=execution.domain, workflow_id=a["workflowId"], type_name=workflow_type["name"], type_version=workflow_type["version"],
-        config=config, input_data=a.get("input"), tags=a.get("tagList") or [], parent=execution, parent_initiated_id=initiated_id,
+        ctx, domain=execution.domain, workflow_id=fields["workflowId"], type_name=workflow_type["name"], type_version=workflow_type["version"],
+        config=config, input_data=fields.get("input"), tags=fields.get("tagList") or [], parent=execution, parent_initiated_id=initiated_id,
     )
     started_id = engine.append_event(ctx, execution, "ChildWorkflowExecutionStarted", {
         "workflowExecution": child.ref(), "workflowType": workflow_type, "initiatedEventId": initiated_id,

@@ -78,6 +78,7 @@ def poll_for_decision_task(service: Any, params: dict[str, Any]) -> dict[str, An
     identity = v.text(params.get("identity"), "identity", v.MAX_NAME)
     size = v.page_size(params.get("maximumPageSize"))
     reverse = bool(params.get("reverseOrder"))
+    from_previous_start = bool(params.get("startAtPreviousStartedEvent"))
     page_position = read_token(params.get("nextPageToken"), "decision")
 
     if page_position is not None:
@@ -118,7 +119,10 @@ def poll_for_decision_task(service: Any, params: dict[str, Any]) -> dict[str, An
             execution.dt_pending = 0
             seconds = v.timeout_seconds(execution.config_dict["taskStartToCloseTimeout"])
             engine.add_deadline(ctx, seconds, execution.run_id, engine.DECISION_START_TO_CLOSE, started_id)
-            return decision_reply(ctx, execution, started_id, execution.last_completed_started, size, reverse, None)
+            previous = execution.last_completed_started
+            # startAtPreviousStartedEvent: begin at the previous DecisionTaskStarted instead of event 1.
+            after = previous - 1 if (from_previous_start and previous and not reverse) else None
+            return decision_reply(ctx, execution, started_id, previous, size, reverse, after)
 
     task = long_poll(service, (domain, "decision", task_list), claim)
     if task is None:
@@ -174,7 +178,6 @@ def poll_for_activity_task(service: Any, params: dict[str, Any]) -> dict[str, An
             ctx.execute(
                 "UPDATE activities SET started_id = ? WHERE run_id = ? AND scheduled_id = ?", (started_id, run_id, scheduled_id)
             )
-            execution.latest_activity_ts = ctx.now
             attributes = json.loads(activity["attributes"])
             engine.remove_deadline(ctx, run_id, engine.ACTIVITY_SCHEDULE_TO_START, scheduled_id)
             engine.add_deadline(ctx, v.timeout_seconds(attributes.get("startToCloseTimeout")), run_id, engine.ACTIVITY_START_TO_CLOSE, scheduled_id)
@@ -250,7 +253,6 @@ def record_activity_task_heartbeat(service: Any, params: dict[str, Any]) -> dict
         if seconds is not None:
             engine.remove_deadline(ctx, execution.run_id, engine.ACTIVITY_HEARTBEAT, scheduled_id)
             engine.add_deadline(ctx, seconds, execution.run_id, engine.ACTIVITY_HEARTBEAT, scheduled_id)
-        execution.latest_activity_ts = ctx.now
         return {"cancelRequested": bool(activity["cancel_requested"])}
 
     return service.write(action)

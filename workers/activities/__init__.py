@@ -1,7 +1,7 @@
 """Activity handlers by activity type name, imported only when first used.
 
 Each handler is ``handle(task_input: dict, context: ActivityContext) -> dict``. The map
-holds "module:function" strings so that a worker imports cv2 and dlib only when it runs
+contains "module:function" strings so that a worker imports cv2 and dlib only when it runs
 a video activity.
 """
 

@@ -68,7 +68,7 @@ def sleep(task_input: dict[str, Any], context: Any) -> dict[str, Any]:
         context.heartbeat({"remaining_seconds": round(max(0.0, remaining), 3)})
         if remaining <= 0:
             break
-        # Waiting on the event wakes the handler as soon as the heartbeat thread sees a cancel.
+        # Waiting on the event wakes the handler as soon as the heartbeat thread sets the cancel event.
         context.cancelled.wait(min(every, remaining))
     return {"slept_seconds": seconds, "pid": os.getpid()}
 
