@@ -39,7 +39,9 @@ def log_time(event: dict[str, Any]) -> float | None:
 class ManagerRun:
     """Run `python -m manager --config PATH` and collect its log events with their arrival times."""
 
-    def __init__(self, workdir: Path, config_text: str, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config_text: str, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state_dir = workdir / "state"
@@ -47,6 +49,7 @@ class ManagerRun:
         self.config_path = workdir / "manager.toml"
         self.config_path.write_text(config_text.replace("@STATE_DIR@", str(self.state_dir)))
         self.extra_args = extra_args or []
+        self.extra_env = env or {}
         self.log_path = workdir / "manager.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.events: list[tuple[float, dict[str, Any]]] = []  # (time.monotonic() at arrival, event)
@@ -62,6 +65,7 @@ class ManagerRun:
     def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.update(self.extra_env)
         command = [sys.executable, "-m", "manager", "--config", str(self.config_path), *self.extra_args]
         self.started_wall = time.time()
         self.process = subprocess.Popen(

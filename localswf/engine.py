@@ -22,6 +22,7 @@ EVENT_LIMIT = 25000  # SWF terminates an execution whose history reaches this ma
 
 # Deadline kinds; `ref` is the scheduled event id for tasks, the started event id for timers.
 DECISION_START_TO_CLOSE = "decision_start_to_close"
+DECISION_SCHEDULE_TO_START = "decision_schedule_to_start"  # only on a task list override with a timeout
 ACTIVITY_SCHEDULE_TO_START = "activity_schedule_to_start"
 ACTIVITY_SCHEDULE_TO_CLOSE = "activity_schedule_to_close"
 ACTIVITY_START_TO_CLOSE = "activity_start_to_close"
@@ -142,19 +143,34 @@ def request_decision(ctx: Context, execution: Execution) -> None:
 
 def schedule_decision(ctx: Context, execution: Execution) -> None:
     config = execution.config_dict
-    attributes = {"taskList": dict(config["taskList"]), "startToCloseTimeout": config["taskStartToCloseTimeout"]}
+    # RespondDecisionTaskCompleted may override the task list, for good or with a schedule-to-start timeout.
+    override = config.get("decisionTaskListOverride")
+    schedule_to_start = config.get("decisionTaskListOverrideTimeout") if override else None
+    attributes = {
+        "taskList": dict(override or config["taskList"]),
+        "startToCloseTimeout": config["taskStartToCloseTimeout"],
+        "scheduleToStartTimeout": schedule_to_start,
+    }
     if config.get("taskPriority") is not None:
         attributes["taskPriority"] = config["taskPriority"]
     event_id = append_event(ctx, execution, "DecisionTaskScheduled", attributes)
     if not event_id:
         return  # the execution is closed, or the event limit has just closed it
     execution.dt_queued = event_id
-    task_list = config["taskList"]["name"]
+    add_deadline(ctx, timeout_seconds(schedule_to_start), execution.run_id, DECISION_SCHEDULE_TO_START, event_id)
+    task_list = attributes["taskList"]["name"]
     ctx.execute(
         "INSERT INTO decision_queue (domain, task_list, priority, run_id, scheduled_id) VALUES (?, ?, ?, ?, ?)",
         (execution.domain, task_list, int(config.get("taskPriority") or 0), execution.run_id, event_id),
     )
     wake(ctx, execution.domain, "decision", task_list)
+
+
+def revert_temporary_override(execution: Execution) -> None:
+    """Drop a task list override that came with a schedule-to-start timeout, after one of its decision tasks timed out."""
+    if execution.config_dict.get("decisionTaskListOverrideTimeout") is not None:
+        execution.config_dict.pop("decisionTaskListOverride", None)
+        execution.config_dict.pop("decisionTaskListOverrideTimeout", None)
 
 
 def wake(ctx: Context, domain: str, kind: str, task_list: str) -> None:

@@ -85,7 +85,7 @@ class Execution:
         )
 
     def info(self) -> dict[str, Any]:
-        """The WorkflowExecutionInfo shape."""
+        """Build the WorkflowExecutionInfo shape."""
         info: dict[str, Any] = {
             "execution": self.ref(),
             "workflowType": self.workflow_type(),
@@ -117,7 +117,7 @@ def domain_arn(domain: str) -> str:
 
 
 def event_dict(event_id: int, timestamp: float, event_type: str, attributes: str | dict[str, Any]) -> dict[str, Any]:
-    """The HistoryEvent shape; the attributes key is the event type with a lower-case first letter."""
+    """Build the HistoryEvent shape; the attributes key is the event type with a lower-case first letter."""
     if isinstance(attributes, str):
         attributes = json.loads(attributes)
     key = event_type[0].lower() + event_type[1:] + "EventAttributes"

@@ -47,12 +47,16 @@ class DeadlineScheduler:
 
     def _run(self) -> None:
         while not self.service.stopping.is_set():
+            current: list[int] = []
             try:
-                fired = self.service.write(fire_due)
+                fired = self.service.write(lambda ctx: fire_due(ctx, current))
                 next_due = self.service.read(earliest_due)
             except Exception:
-                log.exception("deadline scheduler failed; retrying in 1 s")
-                fired, next_due = 0, time.time() + 1.0
+                # Drop the deadline that failed, so one bad row cannot stop every other timeout.
+                log.exception("failed to fire deadline id %s; dropping it", current[-1] if current else None)
+                if current:
+                    self.service.write(lambda ctx: ctx.execute("DELETE FROM deadlines WHERE id = ?", (current[-1],)))
+                fired, next_due = 0, time.time()
             if fired >= BATCH:
                 continue
             with self._condition:
@@ -74,14 +78,16 @@ def earliest_due(ctx: Context) -> float | None:
     return row["due"] if row and row["due"] is not None else None
 
 
-def fire_due(ctx: Context) -> int:
+def fire_due(ctx: Context, current: list[int]) -> int:
+    """Fire up to BATCH due deadlines in this transaction; `current` receives the id of each as it fires."""
     rows = ctx.execute("SELECT * FROM deadlines WHERE due <= ? ORDER BY due LIMIT ?", (ctx.now, BATCH)).fetchall()
     for row in rows:
+        current.append(row["id"])
         ctx.execute("DELETE FROM deadlines WHERE id = ?", (row["id"],))
         try:
             fire(ctx, row)
         except Exception:
-            log.exception("failed to fire deadline %s for run %s ref %s", row["kind"], row["run_id"], row["ref"])
+            log.error("failed to fire deadline %s for run %s ref %s", row["kind"], row["run_id"], row["ref"])
             raise
     return len(rows)
 
@@ -100,6 +106,17 @@ def fire(ctx: Context, row: sqlite3.Row) -> None:
         log.info("decision task timed out: run %s started event %d", run_id, ref)
         attributes = {"scheduledEventId": execution.dt_run_scheduled, "startedEventId": ref, "timeoutType": "START_TO_CLOSE"}
         execution.dt_run_started = execution.dt_run_scheduled = execution.dt_pending = 0
+        engine.revert_temporary_override(execution)
+        engine.append_event(ctx, execution, "DecisionTaskTimedOut", attributes)
+        engine.request_decision(ctx, execution)
+    elif kind == engine.DECISION_SCHEDULE_TO_START:
+        if execution.dt_queued != ref:
+            return
+        log.info("decision task not started in time on its override task list: run %s scheduled event %d", run_id, ref)
+        ctx.execute("DELETE FROM decision_queue WHERE run_id = ? AND scheduled_id = ?", (run_id, ref))
+        execution.dt_queued = 0
+        engine.revert_temporary_override(execution)
+        attributes = {"scheduledEventId": ref, "startedEventId": 0, "timeoutType": "SCHEDULE_TO_START"}
         engine.append_event(ctx, execution, "DecisionTaskTimedOut", attributes)
         engine.request_decision(ctx, execution)
     elif kind == engine.WORKFLOW_START_TO_CLOSE:
@@ -141,6 +158,3 @@ def fire_activity_timeout(ctx: Context, execution: engine.Execution, kind: str, 
         "details": activity["heartbeat_details"],
     }
     engine.append_event(ctx, execution, "ActivityTaskTimedOut", attributes, wakes_decider=True)
-
-
-__all__ = ["DeadlineScheduler", "fire_due"]

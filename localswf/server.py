@@ -75,7 +75,9 @@ class SwfRequestHandler(BaseHTTPRequestHandler):
             self._reply(500, {"__type": "com.amazonaws.swf.base.model#InternalFailure", "message": "internal error, see the localswf log"}, request_id)
 
     def do_GET(self) -> None:  # noqa: N802
-        self._reply(200, {"service": "localswf"}, str(uuid.uuid4()))
+        """Report liveness and the number of held long polls, for health checks and tests."""
+        status = {"service": "localswf", "heldPolls": self.server.service.waiters.waiting_count()}
+        self._reply(200, status, str(uuid.uuid4()))
 
     def _reply(self, status: int, payload: dict[str, Any], request_id: str) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()

@@ -104,6 +104,15 @@ class LocalSwfProcess:
             if reply.status != 200:
                 raise LocalSwfError(f"reset failed with HTTP {reply.status}")
 
+    def held_polls(self) -> int:
+        """Return how many long polls the server is holding now."""
+        import urllib.request
+
+        if self.url is None:
+            raise LocalSwfError("localswf is not running; call start() first")
+        with urllib.request.urlopen(self.url, timeout=30) as reply:
+            return int(json.loads(reply.read())["heldPolls"])
+
     def stop(self) -> None:
         """Send SIGTERM and wait; SIGKILL if it has not exited within STOP_TIMEOUT seconds."""
         process = self.process

@@ -49,12 +49,19 @@ class TaskListWaiters:
                 self._generations[key] += 1
                 condition.notify_all()
 
+    def waiting_count(self) -> int:
+        """Count the polls blocked in `wait` right now."""
+        with self._guard:
+            return sum(self._waiting.values())
+
     def wait(self, key: tuple[str, str, str], seen: int, timeout: float) -> bool:
         """Block until the generation differs from `seen` or `timeout` seconds pass; True if it moved."""
         condition = self._condition(key)
         with condition:
-            self._waiting[key] += 1
+            with self._guard:
+                self._waiting[key] += 1
             try:
                 return condition.wait_for(lambda: self._generations[key] != seen, timeout=max(0.0, timeout))
             finally:
-                self._waiting[key] -= 1
+                with self._guard:
+                    self._waiting[key] -= 1

@@ -219,7 +219,7 @@ def test_decision_poll_fetches_every_page(stubbed):
 
 @pytest.fixture
 def silent_server() -> Iterator[str]:
-    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+    """A TCP server on 127.0.0.1 that accepts connections and never replies."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()

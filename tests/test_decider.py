@@ -1,7 +1,7 @@
 """Decider stories: build a history event by event and check each decision.
 
-Each test plays the part of SWF and the workers with ``HistoryBuilder`` and asks the
-pure decider what to do next, as a decider process would on each decision task.
+Each test plays the part of SWF and the workers with ``HistoryBuilder`` and calls the
+pure decider for the next decisions, as a decider process does on each decision task.
 """
 
 from __future__ import annotations
@@ -271,7 +271,29 @@ def test_missing_or_deprecated_type_fails_naming_it(cause, words):
     assert json.loads(attrs["details"])["error"] == cause
 
 
-def test_activity_id_in_use_takes_new_id_and_never_loops():
+@pytest.mark.parametrize(
+    "cause",
+    [
+        "DEFAULT_TASK_LIST_UNDEFINED",
+        "DEFAULT_SCHEDULE_TO_START_TIMEOUT_UNDEFINED",
+        "DEFAULT_SCHEDULE_TO_CLOSE_TIMEOUT_UNDEFINED",
+        "DEFAULT_START_TO_CLOSE_TIMEOUT_UNDEFINED",
+        "DEFAULT_HEARTBEAT_TIMEOUT_UNDEFINED",
+        "OPERATION_NOT_PERMITTED",
+    ],
+)
+def test_other_schedule_failures_fail_naming_cause(cause):
+    history = HistoryBuilder(WORKFLOW_INPUT)
+    step(history)
+    history.schedule_failed("FaceDetect-1", "FaceDetect", cause)
+
+    attrs = only(next_decisions(history))["failWorkflowExecutionDecisionAttributes"]
+
+    assert attrs["reason"] == f"scheduling activity type FaceDetect version 1 failed with {cause}"
+    assert json.loads(attrs["details"])["activity_id"] == "FaceDetect-1"
+
+
+def test_activity_id_in_use_no_loop():
     history = HistoryBuilder(WORKFLOW_INPUT)
     step(history)
     history.schedule_failed("FaceDetect-1", "FaceDetect", "ACTIVITY_ID_ALREADY_IN_USE")
@@ -392,7 +414,7 @@ def test_long_reason_and_details_fit_limits():
     assert json.loads(attrs["details"])["retry"] is False
 
 
-def test_large_results_are_left_out_of_summary_to_fit():
+def test_summary_omits_large_results():
     history = HistoryBuilder(WORKFLOW_INPUT)
     step(history)
     history.activity_completed("FaceDetect-1", {"blob": "a" * 16000})
@@ -474,3 +496,17 @@ def test_continue_as_new_keeps_carried_state_small():
     carried = json.loads(attrs["input"])[CARRIED_KEY]
     assert carried["step"] == 2
     assert len(carried["results"]) == 2
+
+
+def test_activity_id_cut_to_256_characters():
+    long_name = "A" * 256
+    long_type = ActivityTypeConfig(name=long_name, version="1", task_list="video")
+    workflow = WorkflowTypeConfig(name="Long", version="1", task_list="decisions", steps=(long_name,))
+    history = HistoryBuilder(WORKFLOW_INPUT, workflow_type="Long")
+    step(history, workflow=workflow, types=(long_type,))
+    history.activity_failed("A" * 254 + "-1", retry=True)
+
+    attrs = scheduled(only(next_decisions(history, workflow=workflow, types=(long_type,))))
+
+    assert attrs["activityId"] == "A" * 254 + "-2"
+    assert len(attrs["activityId"]) == 256

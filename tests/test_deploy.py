@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,3 +193,43 @@ def test_rsyslog_rule_passes_rsyslogd(tmp_path: Path) -> None:
     result = subprocess.run([rsyslogd, "-N1", "-f", str(config)], capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_manager_speaks_notify_protocol(localswf: Any, tmp_path: Path) -> None:
+    """The manager sends what Type=notify and WatchdogSec in the unit expect, over a real socket."""
+    manager = REPO_ROOT / ".venv" / "bin" / "manager"
+    if not manager.exists():
+        pytest.skip("the manager console script is not installed in .venv")
+    config_path = tmp_path / "manager.toml"
+    config_path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[swf]\nendpoint_url = "{localswf.url}"\ndomain = "notify-test"\n'
+    )
+    address = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(address))
+        listener.settimeout(60)
+        # A 2 s watchdog makes the manager ping every second; the unit's 60 s would take 30 s.
+        environment = {**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "2000000"}
+        process = subprocess.Popen(
+            [str(manager), "--config", str(config_path)],
+            env=environment,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            messages = [listener.recv(4096).decode()]
+            while not any("WATCHDOG=1" in message for message in messages):
+                messages.append(listener.recv(4096).decode())
+            process.send_signal(signal.SIGTERM)
+            while not any("STOPPING=1" in message for message in messages):
+                messages.append(listener.recv(4096).decode())
+            code = process.wait(timeout=float(read_unit(UNIT)["Service"]["TimeoutStopSec"]))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+    assert "READY=1" in messages[0].splitlines()
+    assert f"MAINPID={process.pid}" in messages[0].splitlines()
+    assert code == 0

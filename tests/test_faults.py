@@ -53,6 +53,17 @@ def sigterm_seen(event: dict) -> bool:
     return event["event"] == "stopping" and event["reason"] == "SIGTERM received"
 
 
+def wait_for_grandchildren(worker) -> list[psutil.Process]:
+    """Return the worker's child processes once SpawnChild started one, checking at each heartbeat."""
+    for _ in range(30):
+        seen = len(worker.events)
+        worker.wait_event(lambda event: heartbeat_sent(event) and worker.events.index(event) >= seen)
+        children = psutil.Process(worker.pid).children()
+        if children:
+            return children
+    raise AssertionError(f"worker {worker.pid} started no child process within 30 heartbeats")
+
+
 def abort(worker) -> None:
     """Send SIGTERM twice, the second after the worker has handled the first.
 
@@ -191,14 +202,13 @@ def test_aborted_worker_leaves_no_orphan(farm):
     farm.swf.start("SpawnOnce", "orphan", {"seconds": 600})
     farm.decider()
     worker = farm.activity_worker()
-    worker.wait_event(heartbeat_sent)
-    grandchildren = psutil.Process(worker.pid).children()
+    grandchildren = wait_for_grandchildren(worker)
     assert [child.name() for child in grandchildren] == ["sleep"]
 
     abort(worker)
 
     assert worker.wait_exit(15) == ABORTED
-    gone, alive = psutil.wait_procs(grandchildren, timeout=10)
+    _, alive = psutil.wait_procs(grandchildren, timeout=10)
     assert alive == []
     farm.swf("TerminateWorkflowExecution", domain=DOMAIN, workflowId="orphan")
 
@@ -207,14 +217,13 @@ def test_cancelled_spawn_child_kills_grandchild(farm):
     farm.swf.start("SpawnOnce", "orphan-cancel", {"seconds": 600})
     farm.decider()
     worker = farm.activity_worker()
-    worker.wait_event(heartbeat_sent)
-    grandchildren = psutil.Process(worker.pid).children()
+    grandchildren = wait_for_grandchildren(worker)
     assert len(grandchildren) == 1
 
     farm.swf("RequestCancelWorkflowExecution", domain=DOMAIN, workflowId="orphan-cancel")
 
     assert farm.closed.wait_for("orphan-cancel")["status"] == "canceled"
-    gone, alive = psutil.wait_procs(grandchildren, timeout=10)
+    _, alive = psutil.wait_procs(grandchildren, timeout=10)
     assert alive == []
     assert worker.exit_code is None  # the worker itself keeps polling
 
@@ -292,3 +301,53 @@ def test_unconfigured_workflow_type_fails_clearly(endpoint, tmp_path):  # noqa: 
         assert event_types(farm.swf.history("unknown-type", run_id))[-1] == "WorkflowExecutionFailed"
     finally:
         farm.close()
+
+
+def test_heartbeat_timeout_keeps_last_details(farm):
+    run_id = farm.swf.start("SleepOnce", "frozen", {"seconds": 600, "heartbeat_every": 0.2})
+    farm.decider()
+    worker = farm.activity_worker()
+    worker.wait_event(heartbeat_sent)
+
+    # A stopped process sends no heartbeats, so SWF times the task out after 3 s.
+    worker.signal(signal.SIGSTOP)
+
+    summary = farm.closed.wait_for("frozen")
+    assert summary["status"] == "failed"
+    assert "Sleep timed out (HEARTBEAT) 1 times" in summary["reason"]
+    timed_out = attrs_of(farm.swf.history("frozen", run_id), "ActivityTaskTimedOut")[0]
+    assert timed_out["timeoutType"] == "HEARTBEAT"
+    # The details of the last heartbeat are the handler's latest progress.
+    assert 0 < json.loads(timed_out["details"])["remaining_seconds"] <= 600
+
+
+def test_killed_worker_leaves_no_orphan(farm):
+    farm.swf.start("SpawnOnce", "orphan-kill", {"seconds": 600})
+    farm.decider()
+    worker = farm.activity_worker()
+    grandchildren = wait_for_grandchildren(worker)
+    assert [child.name() for child in grandchildren] == ["sleep"]
+
+    worker.signal(signal.SIGKILL)
+
+    assert worker.wait_exit() == -signal.SIGKILL
+    _, alive = psutil.wait_procs(grandchildren, timeout=10)
+    assert alive == []
+    farm.swf("TerminateWorkflowExecution", domain=DOMAIN, workflowId="orphan-kill")
+
+
+def test_long_identity_cut_to_256(canned_server, tmp_path):
+    config = make_config(tmp_path, TYPES, WORKFLOWS)
+    url = f"http://127.0.0.1:{canned_server.server_address[1]}"
+    worker = ForkedWorker("activity", "diag", config, url, identity="host-" + "x" * 400)
+    try:
+        worker.wait_event(lambda event: event["event"] == "poll_returned")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait_exit(10) == exitcodes.OK
+    finally:
+        worker.close()
+
+    target, body = canned_server.requests[0]
+    assert target == "SimpleWorkflowService.PollForActivityTask"
+    assert len(body["identity"]) == 256
+    assert body["identity"].startswith("host-xxx")

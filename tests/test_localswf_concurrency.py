@@ -99,6 +99,9 @@ def test_held_polls_do_not_delay_other_calls(server: LocalSwfProcess) -> None:
     register_test_domain(client, DOMAIN)
     held = [raw_poll(server.url or "", f"idle-{number % 10}") for number in range(300)]
     try:
+        deadline = time.monotonic() + 30
+        while server.held_polls() < 300:
+            assert time.monotonic() < deadline, f"only {server.held_polls()} of 300 polls reached the server"
         # Time ordinary calls while the 300 polls wait on the server.
         slowest = 0.0
         for _ in range(30):
@@ -139,8 +142,9 @@ def test_long_poll_wakes_when_task_scheduled(tmp_path: Path) -> None:
 
         thread = threading.Thread(target=poll)
         thread.start()
-        # If the poll reaches the server after the start, it finds the task at once; either way it must
-        # return long before max_poll_seconds (30 s).
+        deadline = time.monotonic() + 10
+        while server.held_polls() < 1:
+            assert time.monotonic() < deadline, "the poll never reached the server"
         started = time.monotonic()
         client.start_workflow_execution(domain=DOMAIN, workflowId="wf", workflowType=WORKFLOW)
         thread.join(timeout=30)

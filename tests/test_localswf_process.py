@@ -117,3 +117,32 @@ def test_main_entry_point_runs_server(tmp_path: Path) -> None:
             process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_sigterm_releases_held_polls(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    server = LocalSwfProcess(tmp_path / "db.sqlite3", max_poll_seconds=60)
+    url = server.start()
+    client = swf_client(url)
+    client.register_domain(name="d", workflowExecutionRetentionPeriodInDays="1")
+    replies: list[dict[str, object]] = []
+
+    def poll() -> None:
+        replies.append(swf_client(url).poll_for_decision_task(domain="d", taskList={"name": "tl"}))
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while server.held_polls() < 1:
+        assert time.monotonic() < deadline, "the poll never reached the server"
+    began = time.monotonic()
+    server.stop()
+    assert server.process is not None
+    assert server.process.returncode == 0
+    assert time.monotonic() - began < 5.0
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert len(replies) == 1
+    assert "taskToken" not in replies[0]

@@ -233,3 +233,25 @@ def test_retention_zero_deletes_closed_execution(client: Any) -> None:
     assert client.count_closed_workflow_executions(domain="brief", startTimeFilter={"oldestDate": 0})["count"] == 0
 
 
+
+
+def test_task_list_override_schedule_to_start(client: Any) -> None:
+    run_id = client.start_workflow_execution(domain=DOMAIN, workflowId="wf", workflowType=WORKFLOW, taskStartToCloseTimeout="30")["runId"]
+    task = poll_decision(client)
+    client.respond_decision_task_completed(
+        taskToken=task["taskToken"], decisions=[decision("StartTimer", timerId="t", startToFireTimeout="0")],
+        taskList={"name": "nobody-polls"}, taskListScheduleToStartTimeout="1",
+    )
+    # The timer's decision task goes to the override list, times out there after 1 s, then returns to "decisions".
+    task = poll_decision(client)
+    events = task["events"]
+    completed = next(event for event in events if event["eventType"] == "DecisionTaskCompleted")
+    assert attributes_of(completed)["taskList"] == {"name": "nobody-polls"}
+    assert attributes_of(completed)["taskListScheduleToStartTimeout"] == "1"
+    scheduled = [attributes_of(event) for event in events if event["eventType"] == "DecisionTaskScheduled"]
+    assert scheduled[1] == {"taskList": {"name": "nobody-polls"}, "startToCloseTimeout": "30", "scheduleToStartTimeout": "1"}
+    assert scheduled[2] == {"taskList": {"name": "decisions"}, "startToCloseTimeout": "30"}
+    timed_out = next(event for event in events if event["eventType"] == "DecisionTaskTimedOut")
+    assert attributes_of(timed_out)["timeoutType"] == "SCHEDULE_TO_START"
+    assert attributes_of(timed_out)["startedEventId"] == 0
+    assert task["workflowExecution"]["runId"] == run_id

@@ -449,3 +449,17 @@ def test_poll_from_previous_started_event(client: Any) -> None:
     second = poll_decision(client, startAtPreviousStartedEvent=True)
     assert second["previousStartedEventId"] == 3
     assert [event["eventId"] for event in second["events"]] == [3, 4, 5, 6, 7]
+
+
+def test_identity_and_context_limits(client: Any) -> None:
+    with pytest.raises(ClientError) as error:
+        client.poll_for_decision_task(domain=DOMAIN, taskList={"name": "decisions"}, identity="i" * 257)
+    assert error_code(error) == "ValidationException"
+    assert "identity" in error.value.response["Error"]["Message"]
+    start(client)
+    task = poll_decision(client)
+    with pytest.raises(ClientError) as error:
+        client.respond_decision_task_completed(taskToken=task["taskToken"], decisions=[], executionContext="c" * 32769)
+    assert error_code(error) == "ValidationException"
+    assert "executionContext" in error.value.response["Error"]["Message"]
+    client.respond_decision_task_completed(taskToken=task["taskToken"], decisions=[], executionContext="c" * 32768)

@@ -291,14 +291,22 @@ config = Config(
     metrics=MetricsConfig(mixpanel_token_env="SWF_TEST_MIXPANEL_TOKEN", mixpanel_api_host=mixpanel_url),
     webhook=WebhookConfig(url=hook_url, secret_env="SWF_TEST_WEBHOOK_KEY", attempts=2, timeout=5),
 )
-logs.configure_logging(config.logging, role="decider", task_list="decisions")
+# Until configure_logging takes secret_envs and attaches the filter and the Loggly handler
+# itself, add them here the same way.
+try:
+    logs.configure_logging(config.logging, secret_envs=secret_env_names(config), role="decider", task_list="d")
+except TypeError:
+    logs.configure_logging(config.logging, role="decider", task_list="d")
 root = logging.getLogger()
-loggly = LogglyBulkHandler.from_config(config.logging)
-loggly.setFormatter(logs.make_formatter())
-root.addHandler(loggly)
+loggly = next((handler for handler in root.handlers if isinstance(handler, LogglyBulkHandler)), None)
+if loggly is None:
+    loggly = LogglyBulkHandler.from_config(config.logging)
+    loggly.setFormatter(logs.make_formatter())
+    root.addHandler(loggly)
 redaction = SecretRedactionFilter(secret_env_names(config))
 for handler in root.handlers:
-    handler.addFilter(redaction)
+    if not any(isinstance(f, SecretRedactionFilter) for f in handler.filters):
+        handler.addFilter(redaction)
 logging.getLogger("botocore").setLevel(logging.DEBUG)
 
 metrics = Metrics.from_config(config, request_timeout=5)

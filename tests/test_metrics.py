@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from workers import metrics as metrics_module
@@ -301,3 +303,82 @@ def test_forked_child_starts_own_sender(tmp_path: Path, monkeypatch: pytest.Monk
     assert os.waitstatus_to_exitcode(status) == 0
     ids = [json.loads(line)["distinct_id"] for line in events_file.read_text().splitlines()]
     assert ids == ["parent", "child"]
+
+
+SWF_DOMAIN = "metrics-history"
+
+
+def test_decision_task_events_from_real_history(localswf: Any) -> None:
+    """Events built from histories that the embedded endpoint wrote: a completion and a timeout."""
+    client = boto3.client("swf", endpoint_url=localswf.url, region_name="us-east-1")
+    client.register_domain(name=SWF_DOMAIN, workflowExecutionRetentionPeriodInDays="1")
+    client.register_workflow_type(domain=SWF_DOMAIN, name="Pipeline", version="1")
+    client.register_activity_type(domain=SWF_DOMAIN, name="Step", version="1")
+    workflow_input = {"media_uuid": "media-9", "user_uuid": "user-9"}
+    run_id = client.start_workflow_execution(
+        domain=SWF_DOMAIN,
+        workflowId="media-9",
+        workflowType={"name": "Pipeline", "version": "1"},
+        taskList={"name": "decisions"},
+        input=json.dumps(workflow_input),
+        executionStartToCloseTimeout="600",
+        taskStartToCloseTimeout="60",
+        childPolicy="TERMINATE",
+    )["runId"]
+
+    def poll_decision() -> dict:
+        task = client.poll_for_decision_task(domain=SWF_DOMAIN, taskList={"name": "decisions"}, identity="test")
+        assert task.get("taskToken")
+        return task
+
+    def schedule(task: dict, activity_id: str, start_to_close: str) -> None:
+        client.respond_decision_task_completed(
+            taskToken=task["taskToken"],
+            decisions=[
+                {
+                    "decisionType": "ScheduleActivityTask",
+                    "scheduleActivityTaskDecisionAttributes": {
+                        "activityType": {"name": "Step", "version": "1"},
+                        "activityId": activity_id,
+                        "taskList": {"name": "activities"},
+                        "scheduleToStartTimeout": "60",
+                        "scheduleToCloseTimeout": "120",
+                        "startToCloseTimeout": start_to_close,
+                        "heartbeatTimeout": "NONE",
+                    },
+                }
+            ],
+        )
+
+    first = poll_decision()
+    first_events = metrics_module.decision_task_events(first)
+    schedule(first, "Step-1", "60")
+    activity = client.poll_for_activity_task(domain=SWF_DOMAIN, taskList={"name": "activities"}, identity="test")
+    client.respond_activity_task_completed(taskToken=activity["taskToken"], result="{}")
+
+    second = poll_decision()
+    second_events = metrics_module.decision_task_events(second)
+    schedule(second, "Step-2", "1")
+    # Taken and never completed: the endpoint times it out after 1 s and schedules a decision task.
+    client.poll_for_activity_task(domain=SWF_DOMAIN, taskList={"name": "activities"}, identity="test")
+    third_events = metrics_module.decision_task_events(poll_decision())
+
+    assert [(name, user) for name, user, _ in first_events] == [("Workflow Started", "user-9")]
+    assert first_events[0][2]["media_uuid"] == "media-9"
+    assert first_events[0][2]["run_id"] == run_id
+    # The second task reports the completion once, not the start again.
+    assert [name for name, _, _ in second_events] == ["Activity Completed"]
+    completed = second_events[0][2]
+    assert completed["activity_type"] == "Step"
+    assert completed["activity_id"] == "Step-1"
+    assert 0 <= completed["run_seconds"] <= completed["total_seconds"] < 30
+    assert [name for name, _, _ in third_events] == ["Activity Timed Out"]
+    timed_out = third_events[0][2]
+    assert timed_out["timeout_type"] == "START_TO_CLOSE"
+    assert timed_out["activity_id"] == "Step-2"
+    assert timed_out["run_seconds"] >= 1.0
+    insert_ids = {properties["$insert_id"] for _, _, properties in first_events + second_events + third_events}
+    assert len(insert_ids) == 3
+    # A decision task delivered again reports the same ids, so Mixpanel drops the copies.
+    again = metrics_module.decision_task_events(second)
+    assert again[0][2]["$insert_id"] == completed["$insert_id"]

@@ -1,7 +1,7 @@
 """Tests of the FaceDetect and FaceRecognize handlers on real clips, the demo video and bad uploads.
 
 The handlers run in this process with a small stand-in for the activity context, which
-records heartbeats; the real context is exercised by the worker runtime's own tests.
+records heartbeats. The worker runtime's own tests cover the real context.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def test_demo_video_gives_two_people(tmp_path: Path, demo_video: Path) -> None:
         crop = cv2.imread(face["crop_url"])
         assert crop is not None
         x, y, w, h = face["crop_box"]
-        assert x + w <= crop.shape[1] and y + h <= crop.shape[0]
+        assert x + w <= crop.shape[1]
+        assert y + h <= crop.shape[0]
 
     assert recognized["people_count"] == 2
     assert [person["face_count"] for person in recognized["people"]] == [6, 6]

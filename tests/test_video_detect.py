@@ -50,7 +50,10 @@ def test_demo_frames_have_two_faces(demo_frames: list[SampledFrame], detector: F
         assert len(detections) == 2, f"frame {frame.index}"
         for detection in detections:
             x, y, w, h = detection.box
-            assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
+            assert 0 <= x
+            assert x + w <= 640
+            assert 0 <= y
+            assert y + h <= 480
             assert detection.confidence >= 0.9
             assert len(detection.keypoints) == 5
 
@@ -92,8 +95,10 @@ def test_crop_face_keeps_box_inside() -> None:
     detection = Detection(box=(600, 10, 40, 50), confidence=0.99, keypoints=((0, 0),) * 5)
     crop, (x, y, w, h) = crop_face(image, detection)
     assert (w, h) == (40, 50)
-    assert 0 <= x and x + w <= crop.shape[1]
-    assert 0 <= y and y + h <= crop.shape[0]
+    assert 0 <= x
+    assert x + w <= crop.shape[1]
+    assert 0 <= y
+    assert y + h <= crop.shape[0]
 
     big = Detection(box=(100, 100, 300, 300), confidence=0.99, keypoints=((0, 0),) * 5)
     crop, box = crop_face(image, big, max_side=128)

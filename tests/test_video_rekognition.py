@@ -91,23 +91,23 @@ def test_groups_and_names_people(tmp_path: Path, demo_video: Path, stubbed: Stub
     first_face_id: dict[str, str] = {}
     indexed = []
     for face in faces:
-        who = "astronaut" if face["box"][1] < 240 else "hopper"
+        person = "astronaut" if face["box"][1] < 240 else "hopper"
         own = f"media:m-rek:{face['id']}"
         matches = []
-        if who in first_face_id:
-            matches.append(match(first_face_id[who], "media:m-rek:earlier", 99.0))
-        if who == "astronaut":
+        if person in first_face_id:
+            matches.append(match(first_face_id[person], "media:m-rek:earlier", 99.0))
+        if person == "astronaut":
             matches.append(match("g-1", gallery_id, 97.5))
         search_params = {
             "CollectionId": "test-user-9", "Image": ANY, "MaxFaces": 10, "FaceMatchThreshold": 90.0,
         }
         stubbed.add_response("search_faces_by_image", {"FaceMatches": matches}, search_params)
-        if who not in first_face_id:
-            first_face_id[who] = f"{who}-face"
-            indexed.append(f"{who}-face")
+        if person not in first_face_id:
+            first_face_id[person] = f"{person}-face"
+            indexed.append(f"{person}-face")
             stubbed.add_response(
                 "index_faces",
-                {"FaceRecords": [face_record(f"{who}-face", own)]},
+                {"FaceRecords": [face_record(f"{person}-face", own)]},
                 {"CollectionId": "test-user-9", "Image": ANY, "ExternalImageId": own, "MaxFaces": 1, "QualityFilter": "NONE"},
             )
     stubbed.add_response("delete_faces", {"DeletedFaces": indexed}, {"CollectionId": "test-user-9", "FaceIds": indexed})

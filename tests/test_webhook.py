@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 import threading
 import time
 from collections.abc import Iterator
@@ -12,8 +13,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from workers.config import Config, WebhookConfig
-from workers.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookSender, sign, verify, workflow_summary
+from workers.config import Config, MetricsConfig, WebhookConfig
+from workers.webhook import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    CompletionReporter,
+    WebhookSender,
+    sign,
+    verify,
+    workflow_summary,
+)
 
 KEY = "test-hmac-key-0123456789abcdef"
 KEY_ENV = "SWF_TEST_WEBHOOK_KEY"
@@ -86,18 +95,26 @@ def senders() -> Iterator[list[WebhookSender]]:
         sender.close(timeout=5)
 
 
+def closed_report(workflow_id: str = "media-1", status: str = "completed") -> dict:
+    """A report in the shape the decider passes to on_workflow_closed."""
+    report = {
+        "workflow_id": workflow_id,
+        "run_id": "run-1",
+        "workflow_type": "VideoProcessing",
+        "workflow_input": {"media_uuid": workflow_id, "user_uuid": "user-1", "video_url": "/v.mp4"},
+        "status": status,
+        "started_at": 1000.0,
+    }
+    if status == "completed":
+        report["result"] = {"faces": 12, "people": 3}
+    else:
+        report["reason"] = "FaceDetect failed: corrupt video"
+        report["details"] = {"retry": False}
+    return report
+
+
 def summary(workflow_id: str = "media-1") -> dict:
-    return workflow_summary(
-        workflow_id=workflow_id,
-        run_id="run-1",
-        workflow_type="VideoProcessing",
-        workflow_version="1",
-        status="completed",
-        workflow_input={"media_uuid": workflow_id, "user_uuid": "user-1", "video_url": "/v.mp4"},
-        started_at=1000.0,
-        closed_at=1042.5,
-        result={"faces": 12, "people": 3},
-    )
+    return workflow_summary(closed_report(workflow_id), closed_at=1042.5)
 
 
 def timed_send(sender: WebhookSender, payload: dict) -> float:
@@ -263,3 +280,45 @@ def test_invalid_settings_rejected(url: str, key: str, message: str, monkeypatch
 
     with pytest.raises(ValueError, match=message):
         WebhookSender.from_config(make_config(url))
+
+
+@pytest.mark.parametrize(("status", "event"), [("completed", "Workflow Completed"), ("failed", "Workflow Failed")])
+def test_completion_reporter_sends_hook_and_event(
+    status: str, event: str, key_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events_file = tmp_path / "events.jsonl"
+    with Receiver([]) as receiver:
+        config = replace(
+            make_config(receiver.url),
+            metrics=MetricsConfig(mixpanel_token_env=None, events_file=str(events_file)),
+        )
+        reporter = CompletionReporter.from_config(config)
+        reporter(closed_report("media-5", status))
+        assert receiver.wait_for_requests(1)
+        reporter.close(timeout=10)
+
+    headers, body, _ = receiver.requests[0]
+    payload = json.loads(body)
+    assert verify(KEY.encode(), body, headers[SIGNATURE_HEADER])
+    assert payload["status"] == status
+    assert payload["workflow_id"] == "media-5"
+    assert payload["user_uuid"] == "user-1"
+    assert payload["started_at"] == 1000.0
+    assert payload["duration"] == round(payload["closed_at"] - 1000.0, 3)
+    tracked = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert [line["event"] for line in tracked] == [event]
+    assert tracked[0]["distinct_id"] == "user-1"
+    assert tracked[0]["media_uuid"] == "media-5"
+    assert tracked[0]["duration"] == payload["duration"]
+    assert ("reason" in tracked[0]) == (status == "failed")
+
+
+def test_summary_without_start_time() -> None:
+    report = closed_report()
+    del report["started_at"]
+
+    payload = workflow_summary(report, closed_at=50.0)
+
+    assert payload["started_at"] is None
+    assert payload["duration"] is None
+    assert payload["closed_at"] == 50.0

@@ -1,4 +1,4 @@
-"""Test harness for real worker processes on the embedded SWF endpoint (holds no tests).
+"""Test harness for real worker processes on the embedded SWF endpoint (contains no tests).
 
 The test process talks to the endpoint over plain HTTP with ``SwfHttp`` and builds no
 boto3 client, so it can fork workers at any time: each forked worker builds its own.
@@ -33,7 +33,7 @@ from workers.runtime import WorkerSpec, run_worker
 DOMAIN = "worker-tests"
 DECISIONS = "decisions"
 DIAG = "diag"
-# Longest an empty poll is held by the test endpoint, so idle workers stop quickly.
+# Maximum time the test endpoint holds an empty poll, so idle workers stop quickly.
 MAX_POLL_SECONDS = 2.0
 WAIT = 60.0  # upper bound of every wait in these tests, in seconds
 
@@ -160,6 +160,7 @@ class ForkedWorker:
         closed_fd: int | None = None,
         target: Callable[[int], int] | None = None,
         capture_log: bool = False,
+        identity: str | None = None,
     ) -> None:
         progress_read, progress_write = os.pipe()
         log_read, log_write = os.pipe() if capture_log else (None, None)
@@ -181,7 +182,11 @@ class ForkedWorker:
                         def callback(summary: dict[str, Any]) -> None:
                             os.write(closed_fd, (json.dumps(summary) + "\n").encode())
 
-                    spec = WorkerSpec(role=role, task_list=task_list, identity=f"test-{role}-{os.getpid()}")  # type: ignore[arg-type]
+                    spec = WorkerSpec(
+                        role=role,  # type: ignore[arg-type]
+                        task_list=task_list,
+                        identity=identity or f"test-{role}-{os.getpid()}",
+                    )
                     code = run_worker(spec, config, progress_write, url, on_workflow_closed=callback)
             except BaseException:
                 traceback.print_exc()
@@ -290,7 +295,7 @@ class ClosedWorkflows:
         deadline = time.monotonic() + timeout
         while True:
             for summary in self.summaries:
-                if summary["workflow_id"] == workflow_id and summary["status"] != "continued_as_new":
+                if summary["workflow_id"] == workflow_id:
                     return summary
             remaining = deadline - time.monotonic()
             ready, _, _ = select.select([self.read_fd], [], [], max(0.0, remaining))
@@ -354,13 +359,14 @@ def endpoint(endpoint_server: LocalSwfProcess) -> str:
 
 
 class CannedReplies(http.server.BaseHTTPRequestHandler):
-    """Answers every POST with the server's next canned (status, JSON body).
+    """Replies to every POST with the server's next canned (status, JSON body).
 
-    When the list is empty, it answers with an empty poll reply, ``{}``.
+    When the list is empty, it replies with an empty poll reply, ``{}``.
     """
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.requests.append((self.headers.get("X-Amz-Target", ""), json.loads(body or b"{}")))  # type: ignore[attr-defined]
         replies = self.server.replies  # type: ignore[attr-defined]
         status, body = replies.pop(0) if replies else (200, {})
         data = json.dumps(body).encode()
@@ -376,9 +382,13 @@ class CannedReplies(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def canned_server() -> Iterator[http.server.HTTPServer]:
-    """An HTTP server on 127.0.0.1 that plays back ``server.replies`` in order."""
+    """An HTTP server on 127.0.0.1 that plays back ``server.replies`` in order.
+
+    It records each request as (X-Amz-Target, parsed JSON body) in ``server.requests``.
+    """
     server = http.server.HTTPServer(("127.0.0.1", 0), CannedReplies)
     server.replies = []  # type: ignore[attr-defined]
+    server.requests = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

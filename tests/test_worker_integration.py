@@ -54,6 +54,8 @@ def test_workflow_started_before_workers_completes(farm):
     summary = farm.closed.wait_for("pair-1")
 
     assert summary["status"] == "completed"
+    assert summary["workflow_input"] == {"media_uuid": "pair-1"}
+    assert summary["run_id"] == run_id
     steps = summary["result"]["steps"]
     assert [step["activity_id"] for step in steps] == ["Noop-1", "Noop-2"]
     assert steps[0]["result"]["previous_chars"] == len("null")
@@ -200,6 +202,8 @@ def test_long_history_continues_as_new_and_completes(endpoint, tmp_path):  # noq
 
         assert summary["status"] == "completed"
         assert summary["run_id"] != first_run
+        assert summary["workflow_input"] == {"media_uuid": "long"}
+        assert [s["status"] for s in farm.closed.summaries] == ["completed"]
         assert summary["result"]["continued_runs"] == 1
         assert summary["result"]["signal_count"] == 40
         assert [step["activity_id"] for step in summary["result"]["steps"]] == ["Noop-1", "Noop-2"]

@@ -327,6 +327,7 @@ class ActivityRunner:
         except KeyError:
             message = f"activity type {ids.activity_type!r} is not configured on this worker: add it to activity_types"
             log.error(message)
+            self.progress.task_started(ids.workflow_id, ids.run_id, ids.activity_id, ids.activity_type, None)
             respond_failed(self.client, ids, token, False, "NotConfigured", message)
             return "failed"
         context = ActivityContext(

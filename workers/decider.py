@@ -215,12 +215,11 @@ def _continue_as_new(state: PipelineState, workflow_type: WorkflowTypeConfig) ->
     if len(json.dumps(carried)) > MAX_CARRIED_CHARS // 2:
         # Signal inputs are the only unbounded part besides the results: keep their names.
         carried["signals"] = [{"name": signal["name"]} for signal in state.signals]
-    document = {"workflow": state.workflow_input, CARRIED_KEY: carried}
-    # The results sit one level down, so fit the carried state and rebuild the document.
-    carried_text = _fit_results(carried, "results", MAX_CARRIED_CHARS - len(json.dumps(state.workflow_input)) - 64)
-    document[CARRIED_KEY] = json.loads(carried_text)
     # NOTE: a result dropped here for size is missing from the final summary, which
     # records its size in "omitted_chars" instead.
+    room = MAX_CARRIED_CHARS - len(json.dumps(state.workflow_input)) - 64
+    carried = json.loads(_fit_results(carried, "results", room))
+    document = {"workflow": state.workflow_input, CARRIED_KEY: carried}
     return {
         "decisionType": "ContinueAsNewWorkflowExecution",
         "continueAsNewWorkflowExecutionDecisionAttributes": {

@@ -13,12 +13,19 @@ from workers.decider import closing_summary, decide
 from workers.errors import ExecutionClosed
 from workers.failure import cut_reason, encode_details
 from workers.logs import log_context
+from workers.replay import workflow_input_of
 
 log = logging.getLogger(__name__)
 
 
 class DecisionRunner:
-    """Decides decision tasks for one decider process."""
+    """Decides decision tasks for one decider process.
+
+    ``on_workflow_closed`` is called after SWF accepted a decision that completes, fails
+    or cancels a workflow, with a dict of "workflow_id", "run_id", "workflow_type",
+    "workflow_input", "status" ("completed", "failed" or "canceled") and then "result"
+    (completed), "reason" and "details" (failed) or "details" (canceled).
+    """
 
     def __init__(
         self,
@@ -69,8 +76,17 @@ class DecisionRunner:
                 raise
 
             summary = closing_summary(decisions)
-            if summary is not None:
-                self._report_closed({"workflow_id": workflow_id, "run_id": run_id, "workflow_type": type_name, **summary})
+            # A run that continued as new goes on in the next run, so it is not reported.
+            if summary is not None and summary["status"] != "continued_as_new":
+                self._report_closed(
+                    {
+                        "workflow_id": workflow_id,
+                        "run_id": run_id,
+                        "workflow_type": type_name,
+                        "workflow_input": workflow_input_of(task.get("events", [])),
+                        **summary,
+                    }
+                )
         return "completed"
 
     def _decide(self, task: dict[str, Any], type_name: str) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Mixpanel events about workflows, activities and workers.
 
 ``Metrics.track`` only puts the event on a bounded queue and returns, so a slow or
-unreachable Mixpanel never blocks or crashes a worker. A daemon thread takes the events
+unreachable Mixpanel cannot delay or crash a worker. A daemon thread takes the events
 off the queue and sends them in batches through the ``mixpanel`` package's
 BufferedConsumer. Events that do not fit in the queue are dropped and counted; a batch that
 Mixpanel rejects or that times out is dropped, counted and logged.
@@ -15,6 +15,7 @@ process, and again in a child that inherited a Metrics object from its parent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,12 +30,14 @@ from typing import Any, Protocol
 from mixpanel import BufferedConsumer, Mixpanel, MixpanelException
 
 from workers.config import Config
+from workers.replay import CARRIED_KEY
 
 logger = logging.getLogger(__name__)
 
 WORKFLOW_STARTED = "Workflow Started"
 WORKFLOW_COMPLETED = "Workflow Completed"
 WORKFLOW_FAILED = "Workflow Failed"
+WORKFLOW_CANCELED = "Workflow Canceled"
 ACTIVITY_COMPLETED = "Activity Completed"
 ACTIVITY_FAILED = "Activity Failed"
 ACTIVITY_TIMED_OUT = "Activity Timed Out"
@@ -174,7 +177,7 @@ _STOP = object()
 
 
 class Metrics:
-    """Queues events for a background sender; ``track`` never blocks and never raises."""
+    """Queues events for a background sender. ``track`` never waits on the network and never raises."""
 
     def __init__(
         self,
@@ -336,6 +339,94 @@ class Metrics:
             logger.warning("metrics sender still busy after %.1f s; %d events queued", timeout, self._queue.qsize())
             return False
         return True
+
+
+_ACTIVITY_CLOSE_EVENTS = {
+    "ActivityTaskCompleted": ACTIVITY_COMPLETED,
+    "ActivityTaskFailed": ACTIVITY_FAILED,
+    "ActivityTaskTimedOut": ACTIVITY_TIMED_OUT,
+}
+
+
+def decision_task_events(task: dict[str, Any]) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """Return (event, distinct_id, properties) for what happened since the previous decision.
+
+    ``task`` is a decision task whose "events" contain the whole history. The events are
+    Workflow Started for a new run (not for a run continued from an earlier one), and one
+    activity event per ActivityTaskCompleted, Failed or TimedOut, with ``run_seconds``
+    (started to closed) and ``total_seconds`` (scheduled to closed). Each event's
+    ``$insert_id`` comes from the history event, so Mixpanel drops the duplicate when a
+    decision task times out and the next one reports the same events again.
+    """
+    events = task.get("events", [])
+    execution = task.get("workflowExecution", {})
+    workflow_id = execution.get("workflowId", "")
+    run_id = execution.get("runId", "")
+    workflow_type = task.get("workflowType", {}).get("name", "")
+    previous = int(task.get("previousStartedEventId") or 0)
+    by_id = {event["eventId"]: event for event in events}
+    workflow_input, continued = _started_input(events)
+    user_uuid = workflow_input.get("user_uuid") if isinstance(workflow_input, dict) else None
+    base = {
+        "workflow_id": workflow_id,
+        "run_id": run_id,
+        "workflow_type": workflow_type,
+        "media_uuid": workflow_input.get("media_uuid") if isinstance(workflow_input, dict) else None,
+    }
+
+    found: list[tuple[str, str | None, dict[str, Any]]] = []
+    for event in events:
+        if event["eventId"] <= previous:
+            continue
+        kind = event["eventType"]
+        properties = {**base, "time": _timestamp(event), "$insert_id": _insert_id(workflow_id, run_id, event)}
+        if kind == "WorkflowExecutionStarted" and not continued:
+            found.append((WORKFLOW_STARTED, user_uuid, properties))
+        elif kind in _ACTIVITY_CLOSE_EVENTS:
+            attributes = event.get(kind[0].lower() + kind[1:] + "EventAttributes", {})
+            scheduled = by_id.get(attributes.get("scheduledEventId"), {})
+            started = by_id.get(attributes.get("startedEventId"))
+            scheduled_attributes = scheduled.get("activityTaskScheduledEventAttributes", {})
+            properties["activity_type"] = scheduled_attributes.get("activityType", {}).get("name")
+            properties["activity_id"] = scheduled_attributes.get("activityId")
+            if scheduled:
+                properties["total_seconds"] = round(_timestamp(event) - _timestamp(scheduled), 3)
+            if started is not None:
+                properties["run_seconds"] = round(_timestamp(event) - _timestamp(started), 3)
+            if kind == "ActivityTaskTimedOut":
+                properties["timeout_type"] = attributes.get("timeoutType")
+            if kind == "ActivityTaskFailed":
+                properties["reason"] = attributes.get("reason")
+            found.append((_ACTIVITY_CLOSE_EVENTS[kind], user_uuid, properties))
+    return found
+
+
+def _started_input(events: list[dict[str, Any]]) -> tuple[Any, bool]:
+    """Return the run's workflow input and whether the run continued an earlier one."""
+    for event in events:
+        if event["eventType"] != "WorkflowExecutionStarted":
+            continue
+        attributes = event.get("workflowExecutionStartedEventAttributes", {})
+        try:
+            document = json.loads(attributes.get("input") or "null")
+        except ValueError:
+            return None, False
+        if isinstance(document, dict) and CARRIED_KEY in document:
+            return document.get("workflow"), True
+        return document, bool(attributes.get("continuedExecutionRunId"))
+    return None, False
+
+
+def _timestamp(event: dict[str, Any]) -> float:
+    value = event.get("eventTimestamp")
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    return float(value or 0.0)
+
+
+def _insert_id(workflow_id: str, run_id: str, event: dict[str, Any]) -> str:
+    # Mixpanel accepts up to 36 alphanumeric characters or dashes.
+    return hashlib.sha256(f"{workflow_id}/{run_id}/{event['eventId']}".encode()).hexdigest()[:32]
 
 
 def _describe(error: BaseException) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.config import ActivityTypeConfig, WorkflowTypeConfig
-from workers.failure import parse_failure_details
+from workers.failure import MAX_ID_CHARS, parse_failure_details
 from workers.history import attributes
 from workers.retry import Budget, decide_retry, start_to_close_timeout
 
@@ -325,8 +325,25 @@ def replay(
     return state
 
 
+def workflow_input_of(events: list[dict[str, Any]]) -> Any:
+    """Return the workflow input of the history's run, without any carried state, or None."""
+    for event in events:
+        if event["eventType"] != "WorkflowExecutionStarted":
+            continue
+        try:
+            raw = _load_json(attributes(event).get("input"))
+        except ValueError:
+            return None
+        if isinstance(raw, dict) and CARRIED_KEY in raw:
+            return raw.get("workflow")
+        return raw
+    return None
+
+
 def next_activity_id(state: PipelineState, type_name: str) -> str:
-    return f"{type_name}-{state.ids_used.get(type_name, 0) + 1}"
+    """Return "<type name>-<attempt number>", cut to SWF's 256-character limit on activity ids."""
+    suffix = f"-{state.ids_used.get(type_name, 0) + 1}"
+    return type_name[: MAX_ID_CHARS - len(suffix)] + suffix
 
 
 def next_start_to_close(state: PipelineState, activity_type: ActivityTypeConfig) -> int | None:

@@ -100,6 +100,8 @@ def decide_retry(
                 reason=f"{name} failed {spent.failures} times, max_failures is {policy.max_failures}: {error}",
             )
     else:
+        # NOTE: every timeout type spends a slot, SCHEDULE_TO_START included, although a
+        # longer START_TO_CLOSE slot does not help a task that no worker picked up.
         spent = Budget(budget.failures, budget.timeouts + 1)
 
     timeout = start_to_close_timeout(activity_type, spent)

@@ -7,7 +7,11 @@ The manager forks, then calls ``run_worker`` in the child and passes its return 
   an activity task is handed back (failed with "retry": true and error "HandedBack"), a
   decision task is decided. A task already running continues to its end.
 - a second SIGTERM or SIGINT aborts: the heartbeat thread hands the running activity
-  task back and the process exits at once with ``os._exit``.
+  task back and the process exits at once with ``os._exit``. A decider, and an activity
+  worker with no task in hand, exit at once; SWF times out a decision task in hand.
+
+Python runs a signal handler once for signals that arrive before it runs, so a second
+signal counts only after the worker has reported ``stopping`` for the first.
 """
 
 from __future__ import annotations
@@ -218,9 +222,10 @@ class WorkerLoop:
 
     def _poll(self) -> dict[str, Any] | None:
         domain = self.config.swf.domain
+        stop = self.controls.stop
         if self.spec.role == "decider":
-            return poll_decision_task(self.client, domain, self.spec.task_list, self.identity)
-        return poll_activity_task(self.client, domain, self.spec.task_list, self.identity)
+            return poll_decision_task(self.client, domain, self.spec.task_list, self.identity, stop_event=stop)
+        return poll_activity_task(self.client, domain, self.spec.task_list, self.identity, stop_event=stop)
 
     def _handle(self, task: dict[str, Any]) -> int | None:
         """Run or hand back one task. Returns an exit code when the worker must exit now."""
@@ -239,7 +244,14 @@ class WorkerLoop:
             return exitcodes.EXECUTION_CLOSED
         except (ClientError, BotoCoreError) as error:
             # The response did not reach SWF, which times the task out and schedules it again.
-            log.error("responding to SWF for a task failed: %s", error)
+            execution = task.get("workflowExecution", {})
+            log.error(
+                "responding to SWF failed for workflow %s run %s activity %s: %s",
+                execution.get("workflowId"),
+                execution.get("runId"),
+                task.get("activityId"),
+                error,
+            )
             self.progress.task_finished("failed")
             return None
         self.progress.task_finished(outcome)

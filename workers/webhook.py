@@ -31,48 +31,81 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.config import Config
+from workers.metrics import WORKFLOW_CANCELED, WORKFLOW_COMPLETED, WORKFLOW_FAILED, Metrics
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Swf-Manager-Signature"
 DELIVERY_HEADER = "X-Swf-Manager-Delivery"
+_CLOSE_EVENTS = {"completed": WORKFLOW_COMPLETED, "failed": WORKFLOW_FAILED, "canceled": WORKFLOW_CANCELED}
+
 # HMAC keys shorter than this are rejected: they are guessable, and the log redaction filter
 # skips values this short.
 MIN_KEY_LENGTH = 16
 
 
-def workflow_summary(
-    *,
-    workflow_id: str,
-    run_id: str,
-    workflow_type: str,
-    workflow_version: str,
-    status: str,
-    workflow_input: dict[str, Any] | None,
-    started_at: float,
-    closed_at: float,
-    result: Any = None,
-    reason: str | None = None,
-) -> dict[str, Any]:
-    """Build the JSON summary the hook sends when a workflow closes.
+def workflow_summary(closed: dict[str, Any], closed_at: float | None = None) -> dict[str, Any]:
+    """Build the JSON summary the hook sends from the decider's report of a closed workflow.
 
-    ``status`` is the close status in lower case: "completed", "failed", "timed_out",
-    "terminated" or "canceled". Times are Unix timestamps in seconds.
+    ``closed`` has "workflow_id", "run_id", "workflow_type", "workflow_input" and "status"
+    ("completed", "failed" or "canceled"), then "result", or "reason" and "details", and
+    optionally "started_at". Times are Unix timestamps in seconds; ``closed_at`` defaults
+    to now.
     """
-    workflow_input = workflow_input or {}
+    workflow_input = closed.get("workflow_input")
+    if not isinstance(workflow_input, dict):
+        workflow_input = {}
+    closed_at = time.time() if closed_at is None else closed_at
+    started_at = closed.get("started_at")
     return {
-        "workflow_id": workflow_id,
-        "run_id": run_id,
-        "workflow_type": {"name": workflow_type, "version": workflow_version},
-        "status": status,
+        "workflow_id": closed.get("workflow_id"),
+        "run_id": closed.get("run_id"),
+        "workflow_type": closed.get("workflow_type"),
+        "status": closed.get("status"),
         "media_uuid": workflow_input.get("media_uuid"),
         "user_uuid": workflow_input.get("user_uuid"),
         "started_at": started_at,
         "closed_at": closed_at,
-        "duration": round(closed_at - started_at, 3),
-        "result": result,
-        "reason": reason,
+        "duration": None if started_at is None else round(closed_at - started_at, 3),
+        "result": closed.get("result"),
+        "reason": closed.get("reason"),
+        "details": closed.get("details"),
     }
+
+
+class CompletionReporter:
+    """The decider's on_workflow_closed callback: the completion hook and the Mixpanel event.
+
+    Build it in the manager before the fork to check the settings early. Its senders start
+    their threads in the process that first uses them, so each decider gets its own.
+    """
+
+    def __init__(self, sender: WebhookSender, metrics: Metrics) -> None:
+        self.sender = sender
+        self.metrics = metrics
+
+    @classmethod
+    def from_config(cls, config: Config) -> CompletionReporter:
+        return cls(WebhookSender.from_config(config), Metrics.from_config(config))
+
+    def __call__(self, closed: dict[str, Any]) -> None:
+        summary = workflow_summary(closed)
+        self.sender.send(summary)
+        event = _CLOSE_EVENTS.get(str(summary["status"]))
+        if event is None:
+            return
+        properties = {
+            key: summary[key]
+            for key in ("workflow_id", "run_id", "workflow_type", "media_uuid", "duration", "reason")
+            if summary[key] is not None
+        }
+        self.metrics.track(event, summary["user_uuid"], properties)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued, sharing ``timeout`` seconds between the two senders."""
+        deadline = time.monotonic() + timeout
+        self.sender.close(timeout / 2)
+        self.metrics.close(max(0.0, deadline - time.monotonic()))
 
 
 def _loggable_url(url: str) -> str:
@@ -106,7 +139,7 @@ _STOP = object()
 
 
 class WebhookSender:
-    """POSTs workflow summaries from a background thread; ``send`` never blocks or raises."""
+    """POSTs workflow summaries from a background thread. ``send`` only queues and never raises."""
 
     def __init__(
         self,

@@ -37,6 +37,8 @@ ATTRIBUTE_KEYS = {
 def respond_decision_task_completed(service: Any, params: dict[str, Any]) -> dict[str, Any]:
     run_id, started_id = read_decision_token(v.require(params, "taskToken"))
     context_data = v.data(params.get("executionContext"), "executionContext")
+    override = v.task_list(params.get("taskList"), "taskList")
+    override_timeout = v.timeout(params.get("taskListScheduleToStartTimeout"), "taskListScheduleToStartTimeout")
     decisions = params.get("decisions") or []
     if not isinstance(decisions, list):
         raise ValidationException("Invalid decisions: use a list of decision objects")
@@ -49,7 +51,10 @@ def respond_decision_task_completed(service: Any, params: dict[str, Any]) -> dic
                 f"Unknown decision task: run {run_id} started event {started_id} has timed out, been completed, "
                 "or its execution has closed"
             )
-        apply_decisions(ctx, execution, checked, context_data)
+        if override is not None:
+            execution.config_dict["decisionTaskListOverride"] = {"name": override}
+            execution.config_dict["decisionTaskListOverrideTimeout"] = override_timeout
+        apply_decisions(ctx, execution, checked, context_data, override, override_timeout)
         return {}
 
     return service.write(action)
@@ -141,14 +146,23 @@ CHECKERS = {
 }
 
 
-def apply_decisions(ctx: Context, execution: Execution, decisions: list[tuple[str, dict[str, Any]]], context_data: str | None) -> None:
+def apply_decisions(
+    ctx: Context,
+    execution: Execution,
+    decisions: list[tuple[str, dict[str, Any]]],
+    context_data: str | None,
+    override: str | None = None,
+    override_timeout: str | None = None,
+) -> None:
     """Write DecisionTaskCompleted, apply each decision, then schedule a decision task if new events need one."""
-    completed_id = engine.append_event(
-        ctx,
-        execution,
-        "DecisionTaskCompleted",
-        {"scheduledEventId": execution.dt_run_scheduled, "startedEventId": execution.dt_run_started, "executionContext": context_data},
-    )
+    completed = {
+        "scheduledEventId": execution.dt_run_scheduled,
+        "startedEventId": execution.dt_run_started,
+        "executionContext": context_data,
+        "taskList": {"name": override} if override is not None else None,
+        "taskListScheduleToStartTimeout": override_timeout if override is not None else None,
+    }
+    completed_id = engine.append_event(ctx, execution, "DecisionTaskCompleted", completed)
     engine.remove_deadline(ctx, execution.run_id, engine.DECISION_START_TO_CLOSE, execution.dt_run_started)
     execution.last_completed_started = execution.dt_run_started
     if context_data is not None:

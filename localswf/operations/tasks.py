@@ -114,6 +114,7 @@ def poll_for_decision_task(service: Any, params: dict[str, Any]) -> dict[str, An
             if not started_id:
                 continue  # the event limit closed the execution
             execution.dt_queued = 0
+            engine.remove_deadline(ctx, execution.run_id, engine.DECISION_SCHEDULE_TO_START, scheduled_id)
             execution.dt_run_scheduled = scheduled_id
             execution.dt_run_started = started_id
             execution.dt_pending = 0

@@ -55,11 +55,13 @@ def make_client(region: str) -> Any:
 
 def _error_code(error: Exception) -> str:
     response = getattr(error, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def collection_id(prefix: str, user_uuid: str | None) -> str:
-    # Collection ids allow [a-zA-Z0-9_.-]; a media item without a user shares one collection.
+    # Rekognition collection ids allow only [a-zA-Z0-9_.-]. Media without a user share one collection.
     owner = user_uuid or "anonymous"
     safe = "".join(character if character.isalnum() or character in "_.-" else "_" for character in owner)
     return f"{prefix}{safe}"[:255]

@@ -14,8 +14,8 @@ def cluster_embeddings(
     """Group the rows of ``embeddings`` and return the groups as lists of row indices.
 
     Two groups merge while the mean Euclidean distance between their members is at most
-    ``max_distance``. When ``frames`` gives each row's frame index, a group never holds two
-    faces of one frame, because one person appears at most once in a frame: such a group
+    ``max_distance``. When ``frames`` gives each row's frame index, no group contains two
+    faces of one frame, because one person appears at most once in a frame. Such a group
     is split where the linkage tree joined its parts. The groups are ordered by size,
     largest first, then by first index.
     """

@@ -30,7 +30,7 @@ def _thumbnail(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
 def render_contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[np.ndarray, Sequence[int]]]]]) -> np.ndarray:
     """Draw one row per person: a label, then up to MAX_FACES_PER_ROW face thumbnails.
 
-    ``rows`` holds (label, faces) pairs, where each face is a BGR crop and the face box in
+    ``rows`` contains (label, faces) pairs, where each face is a BGR crop and the face box in
     it. Faces past MAX_FACES_PER_ROW are left out, and the label gives the full count.
     """
     row_count = max(1, len(rows))
@@ -42,7 +42,7 @@ def render_contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[np.ndarray, Se
 
     for row_index, (label, faces) in enumerate(rows):
         top = row_index * THUMBNAIL
-        lines = [label, f"{len(faces)} faces"]
+        lines = [label, f"{len(faces)} face" if len(faces) == 1 else f"{len(faces)} faces"]
         for line_index, line in enumerate(lines):
             position = (8, top + 30 + 24 * line_index)
             cv2.putText(sheet, line[:18], position, cv2.FONT_HERSHEY_SIMPLEX, 0.5, TEXT_COLOR, 1, cv2.LINE_AA)

@@ -1,7 +1,7 @@
 """Sampling frames from a video at a fixed rate with OpenCV.
 
-OpenCV's FFmpeg backend decodes every frame in order; frames between samples are only
-grabbed (decoded, not converted to BGR), which is the cheap part of the loop.
+OpenCV's FFmpeg backend decodes every frame in order. Frames between samples are only
+grabbed (decoded but not converted to BGR), which is the cheap part of the loop.
 """
 
 from __future__ import annotations

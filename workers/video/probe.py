@@ -25,7 +25,7 @@ STILL_IMAGE_FORMATS = ("image2", "_pipe")
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the pipeline needs to know about a video before it reads frames."""
+    """Properties of a video that the pipeline reads before it samples frames."""
 
     container: str
     codec: str

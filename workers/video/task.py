@@ -46,9 +46,9 @@ def parse_workflow_input(task_input: Any) -> WorkflowInput:
 
 
 class Heartbeats:
-    """Calls ``context.heartbeat`` at most once per ``interval`` seconds unless forced.
+    """Throttle for ``context.heartbeat``: at most one call per ``interval`` seconds unless forced.
 
-    ``context.heartbeat`` raises TaskCancelled when SWF asks to cancel; it propagates.
+    TaskCancelled and ExecutionClosed from ``context.heartbeat`` propagate to the handler's caller.
     """
 
     def __init__(self, context: Any, interval: float = 0.5) -> None:
