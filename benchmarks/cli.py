@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.common import REPO_ROOT, Settings, rounded, write_json
+from benchmarks.common import REPO_ROOT, RESULTS_DIR, Settings, rounded, write_json
 from benchmarks.machine import describe_machine, load_average
 
 # Name -> module with run(settings) -> dict, in the order they run.
@@ -24,7 +24,6 @@ BENCHMARKS = {
     "supervision": "benchmarks.supervision",
     "throughput": "benchmarks.throughput",
 }
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 @dataclass

@@ -98,14 +98,14 @@ def run(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _rates(measurements: list[dict[str, Any]], server: str, processes: int) -> dict[int, float]:
-    return {m["repeat"]: m["rate"] for m in measurements if m["server"] == server and m["processes"] == processes}
+def _values(measurements: list[dict[str, Any]], server: str, processes: int, key: str) -> dict[int, float]:
+    return {m["repeat"]: m[key] for m in measurements if m["server"] == server and m["processes"] == processes}
 
 
-def _paired_ratio(measurements: list[dict[str, Any]], top: str, bottom: str, processes: int) -> float | None:
+def _paired_ratio(measurements: list[dict[str, Any]], top: str, bottom: str, processes: int, key: str = "rate") -> float | None:
     """Median over repeats of top/bottom, each pair measured in the same repeat."""
-    tops = _rates(measurements, top, processes)
-    bottoms = _rates(measurements, bottom, processes)
+    tops = _values(measurements, top, processes, key)
+    bottoms = _values(measurements, bottom, processes, key)
     values = [value for repeat in tops if (value := ratio(tops[repeat], bottoms.get(repeat))) is not None]
     return statistics.median(values) if values else None
 
@@ -132,6 +132,9 @@ def summarize(measurements: list[dict[str, Any]], seeded_names: list[str]) -> di
                 "median_load": statistics.median(m["load_before"] for m in subset),
             }
         row["localswf_vs_moto"] = _paired_ratio(measurements, "localswf-fresh", "moto", processes)
+        row["moto_server_cpu_vs_localswf"] = _paired_ratio(
+            measurements, "moto", "localswf-fresh", processes, key="server_cpu_ms_per_workflow"
+        )
         row["localswf_vs_ceiling"] = _paired_ratio(measurements, "localswf-fresh", "ceiling", processes)
         for name in seeded_names:
             row[f"{name}_vs_fresh"] = _paired_ratio(measurements, name, "localswf-fresh", processes)

@@ -82,14 +82,17 @@ def render_endpoint(record: dict[str, Any]) -> str:
         "",
     ]
     header = ["processes", "localswf fresh", "moto", "ceiling"] + [f"localswf, {name.split('-')[1]} closed" for name in seeded]
-    header += ["localswf / moto", "localswf / ceiling"] + [f"{name.split('-')[1]} closed / fresh" for name in seeded]
+    header += ["localswf / moto", "moto / localswf server CPU", "localswf / ceiling"] + [f"{name.split('-')[1]} closed / fresh" for name in seeded]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for row in rows:
         cells = [str(row["processes"])]
         for name in ["localswf-fresh", "moto", "ceiling", *seeded]:
             cells.append(_fmt(row.get(name, {}).get("median_rate")) + "/s")
-        cells += [_fmt(row["localswf_vs_moto"], 1, "x"), _fmt(row["localswf_vs_ceiling"], 2, "x")]
+        cells += [
+            _fmt(row["localswf_vs_moto"], 1, "x"), _fmt(row.get("moto_server_cpu_vs_localswf"), 1, "x"),
+            _fmt(row["localswf_vs_ceiling"], 2, "x"),
+        ]
         cells += [_fmt(row.get(f"{name}_vs_fresh"), 2, "x") for name in seeded]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

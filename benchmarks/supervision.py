@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks.common import Settings
+from benchmarks.common import RESULTS_DIR, Settings
 from benchmarks.managed import ManagerRun, log_time, start_workflows
 from benchmarks.machine import load_average
 
@@ -75,9 +75,9 @@ def run(settings: Settings) -> dict[str, Any]:
     plan = {
         "kills": 6 if quick else 20,
         "idle_seconds": 10.0 if quick else 30.0,
-        "burn_task_seconds": 2.0,
+        "burn_task_seconds": 10.0,
         "target_window_seconds": 20.0 if quick else 120.0,
-        "backlog_timeout_seconds": 20.0 if quick else 60.0,
+        "backlog_timeout_seconds": 30.0 if quick else 60.0,
         "cores": cores,
     }
     result: dict[str, Any] = {"name": "supervision", "plan": plan}
@@ -90,18 +90,31 @@ def run(settings: Settings) -> dict[str, Any]:
         result["backlog_to_cores"] = measure_backlog_to_cores(manager, cores, plan["burn_task_seconds"], plan["backlog_timeout_seconds"])
         # Restarts come last: a SIGKILLed worker leaves its long poll open in the endpoint for up to
         # 60 s, and a task handed to that poll waits for its timeout, which would skew the backlog figures.
-        _wait_no_open_workflows(manager, timeout=120)
+        result["backlog_to_cores"]["terminated_after"] = _terminate_open_workflows(manager)
         _wait_all_polling(manager, timeout=60)
         result["restart"] = measure_restarts(manager, plan["kills"], settings)
     result["run_a_stop"] = manager.stop()
+    result["timelines"] = [_timeline(manager, "timeline-supervision-a.png", "Run A: idle, BurnCpu backlog, then SIGKILL restarts", settings)]
 
     settings.log("supervision: run B (1 s samples, up to 2 workers per core)")
     with ManagerRun(settings.workdir / "supervision-b", CONFIG_B.replace("@MAX@", str(cores * 2))) as manager:
         _wait_all_polling(manager, timeout=60)
         result["cpu_target"] = measure_cpu_target(manager, cores, plan["target_window_seconds"])
     result["run_b_stop"] = manager.stop()
+    result["timelines"].append(_timeline(manager, "timeline-supervision-b.png", "Run B: 1-s BurnCpu backlog, scaling steps", settings))
     result["report_lines"] = report_lines(result)
     return result
+
+
+def _timeline(manager: ManagerRun, file_name: str, title: str, settings: Settings) -> str | None:
+    """Draw the run's timeline into benchmarks/results/; a drawing failure costs only the picture."""
+    from benchmarks.timeline import render
+
+    try:
+        return render(manager.log_path, RESULTS_DIR / file_name, title).name
+    except Exception as error:  # noqa: BLE001 - the figures matter more than the picture
+        settings.log(f"supervision: timeline {file_name} failed: {type(error).__name__}: {error}")
+        return None
 
 
 def _wait_all_polling(manager: ManagerRun, timeout: float) -> dict[str, Any]:
@@ -117,20 +130,23 @@ def _wait_all_polling(manager: ManagerRun, timeout: float) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def _wait_no_open_workflows(manager: ManagerRun, timeout: float) -> None:
-    """Sample the open-execution count until the backlog has drained (no event tells an outsider)."""
+def _terminate_open_workflows(manager: ManagerRun) -> int:
+    """Terminate the backlog left after a measurement; its workers then exit for a clean restart."""
     from benchmarks.managed import swf_client
 
     client = swf_client(manager.status()["endpoint_url"])
-    time_filter = {"oldestDate": 0}
-    deadline = time.monotonic() + timeout
+    terminated = 0
     try:
-        while client.count_open_workflow_executions(domain=DOMAIN, startTimeFilter=time_filter)["count"]:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"workflows still open {timeout:.0f} s after the backlog started")
-            time.sleep(0.25)
+        reply = client.list_open_workflow_executions(domain=DOMAIN, startTimeFilter={"oldestDate": 0}, maximumPageSize=1000)
+        for info in reply["executionInfos"]:
+            client.terminate_workflow_execution(
+                domain=DOMAIN, workflowId=info["execution"]["workflowId"], runId=info["execution"]["runId"],
+                reason="benchmark: backlog measured",
+            )
+            terminated += 1
     finally:
         client.close()
+    return terminated
 
 
 def measure_restarts(manager: ManagerRun, kills: int, settings: Settings) -> dict[str, Any]:
@@ -262,9 +278,12 @@ def measure_backlog_to_cores(manager: ManagerRun, cores: int, task_seconds: floa
     deadline = began + timeout
     samples = []
     psutil.cpu_percent(interval=None)
+    reasons: dict[str, int] = {}
     while time.monotonic() < deadline:
         document = manager.status()
         entry = document["task_lists"][ACTIVITIES]
+        reason = entry["last_decision"] or "none yet"
+        reasons[reason] = reasons.get(reason, 0) + 1
         now = time.monotonic() - began
         samples.append({
             "t": round(now, 3), "processes": entry["processes"], "busy": entry["busy"],
@@ -281,7 +300,7 @@ def measure_backlog_to_cores(manager: ManagerRun, cores: int, task_seconds: floa
         "workflows": count, "task_cpu_seconds": task_seconds, "submit_s": submitted,
         "first_busy_s": first_busy, "all_cores_busy_s": all_busy, "cores": cores,
         "scaling_steps": [{"delta": event.get("delta"), "desired": event.get("desired"), "message": event.get("message")} for event in steps],
-        "last_decision": entry["last_decision"], "median_system_cpu": statistics.median(s["system_cpu"] for s in samples[1:] or samples),
+        "last_decision": entry["last_decision"], "decision_samples": reasons, "median_system_cpu": statistics.median(s["system_cpu"] for s in samples[1:] or samples),
         "samples": samples[-20:], "load": load_average(),
     }
 
@@ -347,8 +366,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"idle workers together: {idle['workers_percent_of_core']:.2f}%, endpoint: {idle['endpoint_percent_of_core']:.2f}%) | |",
         f"| backlog of {backlog['workflows']} BurnCpu tasks to all {backlog['cores']} cores busy | "
         f"{_s(backlog['all_cores_busy_s'])} (first task busy after {_s(backlog['first_busy_s'])}; starting the workflows took "
-        f"{backlog['submit_s']:.2f} s; median system CPU meanwhile {backlog['median_system_cpu']:.0f}%; the scaler's last "
-        f"decision: \"{backlog['last_decision']}\") | |",
+        f"{backlog['submit_s']:.2f} s; median system CPU meanwhile {backlog['median_system_cpu']:.0f}%; the scaler's "
+        f"decisions seen, with the count of 50 ms status samples: {_reasons(backlog['decision_samples'])}) | |",
         f"| CPU during {target['window_s']:.0f} s of 1-s BurnCpu backlog, target {target['target_percent']:.0f}% | "
         f"median {target['median_cpu']:.0f}%, mean {target['mean_cpu']:.0f}%, mean distance to target {target['mean_abs_error']:.0f} points, "
         f"{target['share_within_10_points'] * 100:.0f}% of samples within 10 points | |",
@@ -363,12 +382,20 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     for row in result["memory"]["processes"]:
         lines.append(f"| {row['role']} | {row['task_list']} | {row['rss_mib']:.1f} | {row['pss_mib']:.1f} | {row['uss_mib']:.1f} |")
     lines.append("")
+    for name in result.get("timelines", []):
+        if name:
+            lines.append(f"![{name}](benchmarks/results/{name})")
+            lines.append("")
     lines.append(
         f"Load average during the restarts: {statistics.median(s['load'] for s in restart['samples']):.1f}; idle window: "
         f"{idle['load']:.1f}; backlog: {backlog['load']:.1f}; CPU-target window: {target['load']:.1f}. Other jobs share the "
         "2 cores, so the system CPU in run B includes their load, and the scaler sees it too."
     )
     return lines
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return "; ".join(f"\"{reason}\" x{count}" for reason, count in sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def _ms(value: float | None) -> str:

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -155,7 +154,7 @@ class ConnectionLookupError(Exception):
 def run_daemon(config: Config, config_path: Path | None, overrides: dict[str, Any]) -> int:
     """Start the embedded endpoint when configured, register, and run the supervision loop."""
     from manager.arbiter import Arbiter
-    from manager.endpoint import EmbeddedEndpoint, EndpointError, set_placeholder_credentials
+    from manager.endpoint import EmbeddedEndpoint, EndpointError
     from manager.paths import ensure_state_dir, local_db_path, state_dir_for
     from manager.registration import RegistrationError, register_in_child
     from workers.logs import configure_logging
@@ -170,7 +169,6 @@ def run_daemon(config: Config, config_path: Path | None, overrides: dict[str, An
     endpoint = None
     endpoint_url = config.swf.endpoint_url
     if endpoint_url == "local":
-        set_placeholder_credentials()
         endpoint = EmbeddedEndpoint(
             local_db_path(config, state_dir), config.swf.local_port, config.swf.local_max_poll_seconds
         )
@@ -209,7 +207,6 @@ def _client_for(args: argparse.Namespace, config: Config) -> tuple[Any, str]:
     file, else the configured one. The domain is --domain, else the running manager's,
     else the configured one.
     """
-    from manager.endpoint import set_placeholder_credentials
     from manager.paths import read_state_file, state_dir_for
     from workers.client import make_swf_client
 
@@ -228,8 +225,6 @@ def _client_for(args: argparse.Namespace, config: Config) -> tuple[Any, str]:
                 f"no running manager found: {state_dir}/manager.json is missing or its process has exited. "
                 "Start one with `manager`, pass --state-dir of the running manager, or pass --endpoint-url URL."
             )
-    if endpoint_url is not None and urlparse(endpoint_url).hostname in ("127.0.0.1", "::1", "localhost"):
-        set_placeholder_credentials()
     return make_swf_client(config, endpoint_url), domain
 
 

@@ -112,7 +112,6 @@ def _stop_manager(process: subprocess.Popen[bytes], drain_timeout: float) -> int
 def run_demo(video: Path | None) -> int:
     """Run the demo and return the exit code: 0 when the workflow completed and the manager stopped cleanly."""
     from manager import submit
-    from manager.endpoint import set_placeholder_credentials
     from workers.client import make_swf_client
 
     output_dir = OUTPUT_DIR.resolve()
@@ -127,8 +126,6 @@ def run_demo(video: Path | None) -> int:
         config = load_config(demo_config_path)
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(folder / "notify.sock"))
-        # The demo talks to its own embedded endpoint only, which accepts any credentials.
-        set_placeholder_credentials()
         environment = {**os.environ, "NOTIFY_SOCKET": str(folder / "notify.sock")}
         command = [sys.executable, "-m", "manager", "--config", str(demo_config_path)]
         print(f"starting the manager: {' '.join(command)}", flush=True)

@@ -185,37 +185,3 @@ def _copy_output(fd: int) -> None:
             os.write(2, chunk)
         except OSError:
             return
-
-
-# Environment variables that point boto3 at credentials, besides the instance metadata service.
-_CREDENTIAL_SOURCES_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
-PLACEHOLDER_KEY_ID = "localswf"
-
-
-def set_placeholder_credentials() -> bool:
-    """Give boto3 placeholder credentials when none are configured; return True when it did.
-
-    The embedded endpoint accepts any credentials, but boto3 refuses to sign a request
-    without some, so a fresh machine could not talk to it. Child processes inherit the
-    variables. Real credentials, when configured, are left alone.
-    """
-    if any(os.environ.get(name) for name in _CREDENTIAL_SOURCES_ENV):
-        return False
-    home = Path.home()
-    if (home / ".aws" / "credentials").exists() or (home / ".aws" / "config").exists():
-        return False
-    # TODO: on EC2 with an instance role, these variables shadow the role for every AWS
-    # client, Rekognition and S3 included. Placeholder credentials belong on the SWF client
-    # alone, in workers.client.make_swf_client.
-    os.environ["AWS_ACCESS_KEY_ID"] = PLACEHOLDER_KEY_ID
-    os.environ["AWS_SECRET_ACCESS_KEY"] = PLACEHOLDER_KEY_ID
-    log.info("no AWS credentials configured: using placeholder credentials for the embedded endpoint")
-    return True

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return parser
 
     inject = add("inject", "run one activity task through SWF and print its result")
-    inject.add_argument("activity", metavar="ACTIVITY", help="activity type name, such as Noop or FaceDetect")
+    inject.add_argument("activity", metavar="ACTIVITY", help="activity type name, such as Noop or Sleep. A configured workflow type must run it as its only step")
     inject.add_argument("--input", default="{}", metavar="JSON",
                         help='workflow input as a JSON object; the activity receives it as "workflow" (default {})')
     inject.add_argument("--workflow-id", metavar="ID", help="workflow id (default: inject-ACTIVITY-<random uuid>)")
@@ -120,9 +120,9 @@ def activity_result(closing_attributes: dict[str, Any]) -> Any:
     return step.get("result")
 
 
-def _check_id(value: str, what: str) -> str:
+def _check_id(value: str, label: str) -> str:
     if not value or len(value) > MAX_ID_CHARS:
-        raise ManualCommandError(f"{what} {value!r} must have 1 to {MAX_ID_CHARS} characters.")
+        raise ManualCommandError(f"{label} {value!r} must have 1 to {MAX_ID_CHARS} characters.")
     return value
 
 

@@ -234,7 +234,7 @@ def test_workers_invalid(workers: object) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(None, {"workers": workers})
     assert len(raised.value.problems) == 1
-    assert raised.value.problems[0].startswith(f"--workers = ")
+    assert raised.value.problems[0].startswith("--workers = ")
     assert "at least 1" in raised.value.problems[0]
 
 

@@ -18,6 +18,7 @@ import pytest
 from workers.activities import face_detect, face_recognize
 from workers.config import Config, StorageConfig, VideoConfig
 from workers.errors import PermanentError, TaskCancelled
+from workers.video import task as video_task
 from workers.video.demo_video import build_demo_video, load_demo_photos
 
 # SWF rejects an activity result longer than 32,768 characters.
@@ -114,12 +115,18 @@ def test_heartbeats_report_progress(tmp_path: Path, demo_video: Path) -> None:
     assert context.heartbeats[-1]["frames_total"] == 6
 
 
-def test_cancel_stops_face_detect(tmp_path: Path, demo_video: Path) -> None:
+def test_cancel_stops_face_detect(tmp_path: Path, demo_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(video_task, "HEARTBEAT_INTERVAL", 0.0)
     context = make_context(tmp_path, sample_fps=10.0)
-    context.cancel_after = 1
+    # The first heartbeat comes before any frame, the next ones after each frame.
+    context.cancel_after = 3
     with pytest.raises(TaskCancelled):
         face_detect.handle(task(str(demo_video)), context)
+    assert len(context.heartbeats) == 4
+    assert context.heartbeats[-1]["frames_done"] == 3
     assert not (tmp_path / "media-1" / "faces.json").exists()
+    crops = list((tmp_path / "media-1" / "faces").iterdir())
+    assert len(crops) == 6
 
 
 def test_gallery_names_the_astronaut(tmp_path: Path, demo_video: Path) -> None:
@@ -248,3 +255,13 @@ def test_s3_video_and_s3_results(tmp_path: Path, demo_video: Path) -> None:
 
         with pytest.raises(PermanentError, match="s3://uploads/in/missing.mp4: object not found"):
             face_detect.handle(task("s3://uploads/in/missing.mp4"), context)
+
+
+def test_expected_samples_without_frame_count(media_dir: Path) -> None:
+    from workers.video.probe import probe_video
+
+    webm = probe_video(media_dir / "vp8_opus.webm")
+    # WebM stores no frame count, so the estimate comes from the duration.
+    assert webm.frame_count == 0
+    assert face_detect.expected_samples(webm, 2.0) == 3
+    assert face_detect.expected_samples(probe_video(media_dir / "video_01.mp4"), 2.0) == 6

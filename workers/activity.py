@@ -3,7 +3,7 @@
 The handler runs on the worker's main thread. A heartbeat thread records the handler's
 latest progress with SWF every third of the type's heartbeat timeout, sets
 ``context.cancelled`` when SWF requests a cancel, and hands the task back when the worker
-is told to abort.
+receives a second stop signal.
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ class HeartbeatThread(threading.Thread):
         self._stop_event = threading.Event()
         self._wake_event = threading.Event()
         self.beats = 0
+        self.failures_in_a_row = 0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -197,8 +198,19 @@ class HeartbeatThread(threading.Thread):
                 self._context.closed.set()
                 self._context.cancelled.set()
                 return
-            log.warning("heartbeat of activity %s failed, will retry next interval: %r", self._context.activity_id, error)
+            self.failures_in_a_row += 1
+            # Log the first failure and every tenth after it, so an outage does not flood the log.
+            if self.failures_in_a_row % 10 == 1:
+                log.warning(
+                    "heartbeat of activity %s failed, will retry next interval (%d failures in a row): %r",
+                    self._context.activity_id,
+                    self.failures_in_a_row,
+                    error,
+                )
             return
+        if self.failures_in_a_row:
+            log.info("heartbeat of activity %s sent again after %d failures", self._context.activity_id, self.failures_in_a_row)
+            self.failures_in_a_row = 0
         self.beats += 1
         self._progress.heartbeat(self._context.activity_id)
         if response.get("cancelRequested") and not self._context.cancelled.is_set():
@@ -259,7 +271,7 @@ class TaskIds:
 
 
 def respond(client: Any, ids: TaskIds, operation: str, **params: Any) -> None:
-    """Send a task's answer; on UnknownResourceFault log the ids and raise ExecutionClosed."""
+    """Send a task's response. On UnknownResourceFault, log the ids and raise ExecutionClosed."""
     try:
         call_with_backoff(client, operation, **params)
     except Exception as error:
@@ -304,7 +316,7 @@ class ActivityRunner:
     exit_process: Callable[[int], Any] = os._exit
     # The heartbeat thread of the task in hand, for the abort signal handler to wake.
     current_heartbeat: HeartbeatThread | None = None
-    # True from the moment a task is taken until its answer is sent.
+    # True from the moment a task is taken until its response is sent.
     task_in_hand: bool = False
 
     def run(self, task: dict[str, Any]) -> str:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from urllib.parse import urlparse
+
 import boto3
 from botocore.config import Config as BotocoreConfig
 from botocore.exceptions import ClientError
@@ -25,6 +27,11 @@ log = logging.getLogger(__name__)
 # after a pause succeeds.
 THROTTLING_CODES = frozenset({"ThrottlingException", "LimitExceededFault", "Throttling", "TooManyRequestsException"})
 UNKNOWN_RESOURCE = "UnknownResourceFault"
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# The embedded endpoint accepts any credentials, but botocore signs every request and
+# refuses to without some, so SWF clients of a loopback endpoint get these.
+PLACEHOLDER_CREDENTIALS = {"aws_access_key_id": "localswf", "aws_secret_access_key": "localswf"}
 
 
 def make_swf_client(config: Config, endpoint_url: str | None) -> Any:
@@ -45,8 +52,15 @@ def make_swf_client(config: Config, endpoint_url: str | None) -> Any:
         retries={"mode": config.client.retry_mode, "total_max_attempts": config.client.max_attempts},
         max_pool_connections=config.client.max_pool_connections,
     )
+    credentials: dict[str, str] = {}
+    if endpoint_url is not None and urlparse(endpoint_url).hostname in LOOPBACK_HOSTS:
+        # Explicit credentials also keep botocore from looking for an EC2 instance role,
+        # which would shadow nothing here but costs a metadata request.
+        credentials = PLACEHOLDER_CREDENTIALS
     session = boto3.session.Session()
-    return session.client("swf", region_name=config.swf.region, endpoint_url=endpoint_url, config=botocore_config)
+    return session.client(
+        "swf", region_name=config.swf.region, endpoint_url=endpoint_url, config=botocore_config, **credentials
+    )
 
 
 def error_code(error: BaseException) -> str | None:

@@ -171,7 +171,7 @@ class VideoConfig:
     # Largest side of a frame before detection, in pixels. Larger frames are scaled down.
     max_frame_side: int = 960
     # Faces narrower than this, in pixels of the scaled frame, are ignored.
-    min_face_size: int = 40
+    min_face_size: int = 20
     # Average-linkage distance at which two clusters of 128-d dlib embeddings merge.
     cluster_distance: float = 0.55
     # Distance under which a person matches a gallery entry.

@@ -32,7 +32,6 @@ from workers.config import (
     Config,
     LoggingConfig,
     MetricsConfig,
-    RetryPolicy,
     ScalingConfig,
     StorageConfig,
     SupervisionConfig,

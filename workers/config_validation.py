@@ -307,11 +307,12 @@ def _validate_outputs(config: Config, report: Report) -> None:
     _positive(report, "video.sample_fps", video.sample_fps, "frames per second")
     if video.max_frame_side < 64:
         report("video.max_frame_side", video.max_frame_side, "must be at least 64 pixels.")
-    if not 1 <= video.min_face_size < video.max_frame_side:
+    # MTCNN's smallest window is 12 pixels, so it cannot find smaller faces.
+    if not 12 <= video.min_face_size < video.max_frame_side:
         report(
             "video.min_face_size",
             video.min_face_size,
-            f"must be at least 1 pixel and below max_frame_side ({video.max_frame_side}).",
+            f"must be at least 12 pixels (the face detector's smallest window) and below max_frame_side ({video.max_frame_side}).",
         )
     _positive(report, "video.cluster_distance", video.cluster_distance, "")
     _positive(report, "video.gallery_match_distance", video.gallery_match_distance, "")

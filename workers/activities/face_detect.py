@@ -31,7 +31,8 @@ CROP_JPEG_QUALITY = 92
 def expected_samples(info: VideoInfo, sample_fps: float) -> int:
     """Estimate how many frames will be sampled, for progress reports."""
     if info.frame_count:
-        return max(1, math.ceil(info.frame_count / frame_step(info.fps, sample_fps)))
+        # sample_frames takes frame i for sample k when i + 0.5 >= k * step.
+        return math.floor((info.frame_count - 0.5) / frame_step(info.fps, sample_fps)) + 1
     return max(1, math.ceil(info.duration * sample_fps))
 
 

@@ -9,6 +9,9 @@ from typing import Any
 
 from workers.errors import PermanentError
 
+# Shortest time between two heartbeat calls that are not forced, in seconds.
+HEARTBEAT_INTERVAL = 0.5
+
 # media_uuid names the storage folder of the results, so it must be one safe path segment.
 MEDIA_UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -46,14 +49,14 @@ def parse_workflow_input(task_input: Any) -> WorkflowInput:
 
 
 class Heartbeats:
-    """Throttle for ``context.heartbeat``: at most one call per ``interval`` seconds unless forced.
+    """Throttle for ``context.heartbeat``: at most one call per HEARTBEAT_INTERVAL unless forced.
 
     TaskCancelled and ExecutionClosed from ``context.heartbeat`` propagate to the handler's caller.
     """
 
-    def __init__(self, context: Any, interval: float = 0.5) -> None:
+    def __init__(self, context: Any) -> None:
         self._context = context
-        self._interval = interval
+        self._interval = HEARTBEAT_INTERVAL
         self._last = float("-inf")
         self.sent = 0
 
