@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers import exitcodes
+from workers.exitcodes import ABORTED
 from workers.activities import UnknownActivityType, resolve_handler
 from workers.client import call_with_backoff, is_unknown_resource
 from workers.config import ActivityTypeConfig, Config
@@ -29,9 +30,6 @@ from workers.results import encode_result, resolve_result
 
 log = logging.getLogger(__name__)
 
-# Exit code of a worker that aborted on a second SIGTERM or SIGINT: 128 + SIGTERM, as a
-# shell reports a process killed by SIGTERM.
-ABORTED = 143
 # Shortest heartbeat interval, so a tiny heartbeat timeout cannot make the thread spin.
 MIN_HEARTBEAT_INTERVAL = 0.2
 

@@ -13,4 +13,8 @@ EXECUTION_CLOSED = 75
 # The worker reached its maximum task count or memory and asks to be replaced.
 RECYCLE = 76
 
+# A second SIGTERM or SIGINT: the running task was handed back to SWF and the process
+# exited at once, as 128 + SIGTERM.
+ABORTED = 143
+
 CLEAN_RESTART_CODES = frozenset({EXECUTION_CLOSED, RECYCLE})

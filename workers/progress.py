@@ -14,7 +14,8 @@ clock in every process on Linux) and fields that depend on the event:
   ``activity_type``, ``start_to_close_timeout`` (seconds, or None)
 - ``heartbeat``: ``activity_id``
 - ``task_finished``: ``outcome`` ("completed", "failed", "canceled", "closed", "handed_back")
-- ``stopping``: ``reason``
+- ``stopping``: ``reason``. A worker sends it as soon as the first SIGTERM or SIGINT
+  arrives ("SIGTERM received") and again when it exits.
 """
 
 from __future__ import annotations
