@@ -24,8 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from manager import backoff, liveness, scaling
-from manager.sampling import BacklogSampler, BacklogTarget, ResourceSampler, run_backlog_sampler
-from manager.status import MANAGER_FILE, StatusServer, task_list_entry, worker_entry, write_json_atomically
+from manager.sampling import (
+    BacklogSampler,
+    BacklogTarget,
+    ResourceSampler,
+    run_backlog_sampler,
+)
+from manager.status import (
+    MANAGER_FILE,
+    StatusServer,
+    task_list_entry,
+    worker_entry,
+    write_json_atomically,
+)
 from manager.systemd import Notifier
 from manager.worker_process import (
     ChildSpec,
@@ -40,6 +51,7 @@ from manager.worker_process import (
 )
 from workers import exitcodes
 from workers.config import Config, TaskListConfig
+from workers.metrics import WORKER_RESTARTED, Metrics
 from workers.progress import parse_progress_lines
 
 log = logging.getLogger(__name__)
@@ -164,6 +176,9 @@ class Arbiter:
         self._owns_state_files = False
         # Loop iterations so far: status shows it, so a busy loop is visible.
         self._wakeups = 0
+        # Its sender thread starts on the first restart. Forked workers never touch it: the
+        # sender makes a fresh queue in any other process.
+        self._metrics = Metrics.from_config(config)
 
     # ---------------------------------------------------------------- set-up and tear-down
 
@@ -224,6 +239,7 @@ class Arbiter:
             raise
         finally:
             self._tear_down(previous_handlers)
+            self._metrics.close(timeout=self.config.supervision.kill_grace)
         log.info("manager stopped")
         return exitcodes.OK
 
@@ -580,6 +596,9 @@ class Arbiter:
 
         if kind is not backoff.ExitKind.REQUESTED or worker.stop_reason == "stuck":
             state.restarts += 1
+            self._metrics.track(
+                WORKER_RESTARTED, None, {key: value for key, value in fields.items() if value is not None}
+            )
         if kind is backoff.ExitKind.CRASH:
             state.crashes += 1
         state.backoff = backoff.record_exit(
@@ -694,7 +713,14 @@ class Arbiter:
             polling = sum(1 for w in active if w.activity.phase is liveness.Phase.POLLING)
             if self._sampler is not None:
                 state.backlog = self._sampler.backlog(name, now, BACKLOG_MAX_AGE_INTERVALS * interval)
-            sample = scaling.ListSample(processes=len(active), busy=busy, polling=polling, backlog=state.backlog)
+            sample = scaling.ListSample(
+                processes=len(active),
+                busy=busy,
+                polling=polling,
+                backlog=state.backlog,
+                cpu_percent=sum(w.cpu_percent for w in active),
+                memory_mb=sum(w.memory_mb for w in active),
+            )
             decision, state.scaling = scaling.decide(
                 sample,
                 self._system,

@@ -159,7 +159,16 @@ def run_daemon(config: Config, config_path: Path | None, overrides: dict[str, An
     from manager.registration import RegistrationError, register_in_child
     from workers.logs import configure_logging
 
-    configure_logging(config.logging, role="manager")
+    from workers.log_shipping import secret_env_names
+    from workers.webhook import WebhookSender
+
+    configure_logging(config.logging, secret_envs=secret_env_names(config), role="manager")
+    try:
+        # Deciders build these after the fork; an invalid setting must stop the start here.
+        WebhookSender.from_config(config)
+    except ValueError as error:
+        log.error("invalid webhook settings: %s", error)
+        return exitcodes.CONFIG_ERROR
     try:
         state_dir = ensure_state_dir(state_dir_for(config))
     except OSError as error:

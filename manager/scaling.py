@@ -39,6 +39,10 @@ class ListSample:
     polling: int
     # Pending tasks from CountPending*Tasks, None when unknown.
     backlog: int | None
+    # CPU (percent of one core) and resident memory of the list's workers, summed. They
+    # go into the logged inputs; the rules use system CPU and available memory.
+    cpu_percent: float = 0.0
+    memory_mb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ def decide(
         "processes": sample.processes,
         "busy": sample.busy,
         "polling": sample.polling,
+        "workers_cpu_percent": round(sample.cpu_percent, 1),
+        "workers_memory_mb": round(sample.memory_mb),
         "desired": desired,
         "min": min_processes,
         "max": max_processes,

@@ -1,9 +1,9 @@
 """Forking one child process and tracking it: workers and the manager's helper children.
 
-In the child, ``fork_child`` puts the process in its own process group and asks the kernel
-to SIGKILL it when the manager dies (PR_SET_PDEATHSIG). It then restores default signal
-handling and closes every inherited file descriptor except stdio and the ones it keeps.
-Last it runs the target and passes its return value to ``os._exit``.
+In the child, ``fork_child`` puts the process in its own process group and sets
+PR_SET_PDEATHSIG, so the kernel sends it SIGKILL when the manager dies. It then restores
+default signal handling and closes every inherited file descriptor except stdio and the
+ones it keeps. Last it runs the target and passes its return value to ``os._exit``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,17 @@ def run_real_worker(spec: ChildSpec, config: Config, progress_fd: int, endpoint_
 
     logs.set_process_fields(role=spec.role, task_list=spec.task_list)
     worker_spec = WorkerSpec(role=spec.role, task_list=spec.task_list, identity=make_identity(spec.task_list))
-    return run_worker(worker_spec, config, progress_fd, endpoint_url)
+    if spec.role != "decider":
+        return run_worker(worker_spec, config, progress_fd, endpoint_url)
+    from workers.webhook import CompletionReporter
+
+    reporter = CompletionReporter.from_config(config)
+    try:
+        return run_worker(
+            worker_spec, config, progress_fd, endpoint_url, on_workflow_closed=reporter, metrics=reporter.metrics
+        )
+    finally:
+        reporter.close(timeout=config.supervision.kill_grace)
 
 
 def _set_parent_death_signal(sig: int) -> None:
@@ -143,7 +153,7 @@ def fork_child(
         code = result if isinstance(result, int) else 0
     except SystemExit as exit_request:
         code = exit_request.code if isinstance(exit_request.code, int) else 1
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the child must reach os._exit, never return to the caller
         try:
             traceback.print_exc()
             sys.stderr.flush()
@@ -260,6 +270,8 @@ def _run_group_guard(read_fd: int) -> int:
 
 class GroupGuard:
     """A child that kills every worker process group, grandchildren included, when the manager dies.
+
+    NOTE: a grandchild that leaves its worker's process group (setsid, setpgid) escapes it.
 
     PR_SET_PDEATHSIG only reaches the worker itself, while processes a worker started stay in
     its process group. The guard has no death signal. When the manager dies, the guard reads

@@ -12,14 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_supervision import ManagerProcess, manager_starter, wait_gone
 
 from localswf.testing import LocalSwfProcess, register_test_domain, swf_client
 from manager.sampling import BacklogSampler, run_backlog_sampler
 from manager.worker_process import run_real_worker
-from test_supervision import ManagerProcess, start_manager  # noqa: F401 - start_manager is a fixture
-from workers.config import ClientConfig, Config, ScalingConfig, SwfConfig, TaskListConfig
+from workers.config import (
+    ClientConfig,
+    Config,
+    ScalingConfig,
+    SwfConfig,
+    TaskListConfig,
+)
 
 BOUND = 20.0
+
+
+@pytest.fixture
+def start_manager(tmp_path: Path) -> Iterator[Callable[..., ManagerProcess]]:
+    yield from manager_starter(tmp_path)
 
 
 @pytest.fixture
@@ -179,8 +190,6 @@ def test_endpoint_restarted_on_same_port(tmp_path: Path, start_manager: Callable
         manager.signal(signal.SIGTERM)
         assert manager.wait() == 0
         logs.wait_for(lambda r: r.get("message") == "stopped embedded endpoint")
-        from test_supervision import wait_gone
-
         assert wait_gone([second]) == []
     finally:
         logs.close()

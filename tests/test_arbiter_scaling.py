@@ -5,18 +5,36 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from test_supervision import (  # noqa: F401 - events and start_manager are fixtures
+import pytest
+from test_supervision import (
     EventPipe,
     ManagerProcess,
-    events,
     idle_worker,
-    start_manager,
+    manager_starter,
+    open_event_pipe,
     started_event,
 )
-from workers.config import Config, ScalingConfig, SupervisionConfig, SwfConfig, TaskListConfig
+
+from workers.config import (
+    Config,
+    ScalingConfig,
+    SupervisionConfig,
+    SwfConfig,
+    TaskListConfig,
+)
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Iterator[EventPipe]:
+    yield from open_event_pipe(tmp_path)
+
+
+@pytest.fixture
+def start_manager(tmp_path: Path) -> Iterator[Callable[..., ManagerProcess]]:
+    yield from manager_starter(tmp_path)
 
 
 def file_backlog(path: Path) -> Callable[[Config, str | None, int], int]:

@@ -10,17 +10,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from manager.systemd import Notifier
-from test_supervision import (  # noqa: F401 - events and start_manager are fixtures
+from test_supervision import (
     EventPipe,
     ManagerProcess,
-    events,
     idle_worker,
     make_config,
-    start_manager,
+    manager_starter,
+    open_event_pipe,
     started_event,
 )
+
+from manager.systemd import Notifier
 
 
 @pytest.fixture
@@ -29,6 +29,16 @@ def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
     receiver.bind(str(tmp_path / "notify.sock"))
     yield receiver
     receiver.close()
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Iterator[EventPipe]:
+    yield from open_event_pipe(tmp_path)
+
+
+@pytest.fixture
+def start_manager(tmp_path: Path) -> Iterator[Callable[..., ManagerProcess]]:
+    yield from manager_starter(tmp_path)
 
 
 def receive(receiver: socket.socket, timeout: float = 10.0) -> str:

@@ -20,7 +20,7 @@ from workers import exitcodes
 
 
 def test_crash_delay_doubles_up_to_cap() -> None:
-    delays = [crash_delay(n, initial=1.0, maximum=60.0) for n in range(0, 10)]
+    delays = [crash_delay(n, initial=1.0, maximum=60.0) for n in range(10)]
     assert delays == [0.0, 0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from manager.liveness import LivenessLimits, Phase, apply_event, new_activity, next_deadline, stuck_reason
+from manager.liveness import (
+    LivenessLimits,
+    Phase,
+    apply_event,
+    new_activity,
+    next_deadline,
+    stuck_reason,
+)
 
 LIMITS = LivenessLimits(poll_timeout=70.0, idle_margin=30.0, busy_grace=30.0, default_task_timeout=300.0)
 

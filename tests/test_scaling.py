@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from manager.scaling import ListSample, ScalingState, SystemSample, cpu_window, decide
@@ -82,7 +84,7 @@ def test_backlog_with_low_cpu_adds_until_max() -> None:
     assert max(history) == 4
     # One step per cooldown at most: two samples of 5 s.
     steps = [i for i in range(1, len(history)) if history[i] != history[i - 1]]
-    assert all(b - a >= 2 for a, b in zip(steps, steps[1:]))
+    assert all(b - a >= 2 for a, b in itertools.pairwise(steps))
 
 
 def test_no_add_when_cpu_above_target() -> None:
@@ -116,14 +118,14 @@ def test_cpu_wobbling_around_target_and_high_mark() -> None:
     # Two samples under the target in a row (78, 78 where the recording wraps) add one
     # worker. Nothing removes one, because CPU never stays above the high mark.
     assert direction_changes(history, start=4) == 0
-    assert all(b >= a for a, b in zip(history, history[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(history))
 
 
 def test_sustained_high_cpu_removes_idle_worker_then_holds() -> None:
     history = replay([99.0] * 10, backlog=0, start=4, all_busy=False)
     assert history[1] == 3
     assert history[-1] >= 1
-    assert all(b <= a for a, b in zip(history, history[1:]))
+    assert all(b <= a for a, b in itertools.pairwise(history))
 
 
 def test_high_cpu_never_removes_busy_only_list() -> None:

@@ -7,6 +7,7 @@ with a bound.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -28,7 +29,15 @@ from manager.arbiter import Arbiter
 from manager.status import query
 from manager.worker_process import ChildSpec
 from workers import exitcodes
-from workers.config import ClientConfig, Config, LoggingConfig, ScalingConfig, SupervisionConfig, SwfConfig, TaskListConfig
+from workers.config import (
+    ClientConfig,
+    Config,
+    LoggingConfig,
+    ScalingConfig,
+    SupervisionConfig,
+    SwfConfig,
+    TaskListConfig,
+)
 from workers.logs import configure_logging
 from workers.progress import ProgressReporter
 
@@ -227,15 +236,25 @@ class ManagerProcess:
         os.close(self.pidfd)
 
 
-@pytest.fixture
-def events(tmp_path: Path) -> Iterator[EventPipe]:
+def open_event_pipe(tmp_path: Path) -> Iterator[EventPipe]:
+    """Yield an event FIFO in ``tmp_path`` and close it afterwards: the body of the ``events`` fixture."""
     pipe = EventPipe(tmp_path / "events.fifo")
     yield pipe
     pipe.close()
 
 
 @pytest.fixture
+def events(tmp_path: Path) -> Iterator[EventPipe]:
+    yield from open_event_pipe(tmp_path)
+
+
+@pytest.fixture
 def start_manager(tmp_path: Path) -> Iterator[Callable[..., ManagerProcess]]:
+    yield from manager_starter(tmp_path)
+
+
+def manager_starter(tmp_path: Path) -> Iterator[Callable[..., ManagerProcess]]:
+    """Yield a function that forks managers, and kill those still running afterwards."""
     started: list[ManagerProcess] = []
 
     def start(
@@ -265,7 +284,7 @@ def start_manager(tmp_path: Path) -> Iterator[Callable[..., ManagerProcess]]:
                     endpoint_url = endpoint.url
                 arbiter = Arbiter(config, endpoint_url, state_dir, worker_target=target, **arbiter_args)
                 code = arbiter.run()
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - the forked manager must reach os._exit
                 traceback.print_exc()
             finally:
                 os._exit(code)
@@ -341,7 +360,7 @@ def test_crash_loop_backs_off(events: EventPipe, start_manager: Callable[..., Ma
     for _ in range(6):
         event = events.wait_for(started_event, after=len(events.events) if starts else 0)
         starts.append(event["time"])
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # Crash n (n >= 2) waits 0.2 * 2**(n - 2) s, capped at 0.8 s.
     expected = [0.0, 0.2, 0.4, 0.8, 0.8]
     log.warning("crash-loop gaps: %s", [round(gap, 3) for gap in gaps])

@@ -13,6 +13,7 @@ from workers.decider import closing_summary, decide
 from workers.errors import ExecutionClosed
 from workers.failure import cut_reason, encode_details
 from workers.logs import log_context
+from workers.metrics import Metrics, decision_task_events
 from workers.replay import workflow_input_of
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,13 @@ class DecisionRunner:
         config: Config,
         identity: str,
         on_workflow_closed: Callable[[dict[str, Any]], Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.identity = identity
         self.on_workflow_closed = on_workflow_closed
+        self.metrics = metrics
 
     def run(self, task: dict[str, Any]) -> str:
         """Decide ``task``, whose "events" contain the whole history, and send the decisions.
@@ -75,6 +78,9 @@ class DecisionRunner:
                     raise ExecutionClosed(f"decision task of workflow {workflow_id} run {run_id}: {error}") from error
                 raise
 
+            if self.metrics is not None:
+                for event, distinct_id, properties in decision_task_events(task):
+                    self.metrics.track(event, distinct_id, properties)
             summary = closing_summary(decisions)
             # A run that continued as new goes on in the next run, so it is not reported.
             if summary is not None and summary["status"] != "continued_as_new":
@@ -84,6 +90,7 @@ class DecisionRunner:
                         "run_id": run_id,
                         "workflow_type": type_name,
                         "workflow_input": workflow_input_of(task.get("events", [])),
+                        "started_at": _started_at(task.get("events", [])),
                         **summary,
                     }
                 )
@@ -114,6 +121,13 @@ class DecisionRunner:
             self.on_workflow_closed(summary)
         except Exception:  # noqa: BLE001 - reporting must not stop the decider
             log.exception("on_workflow_closed failed for workflow %s run %s", summary["workflow_id"], summary["run_id"])
+
+
+def _started_at(events: list[dict[str, Any]]) -> float | None:
+    """Return the Unix time at which this run started, from its first history event."""
+    if events and events[0].get("eventType") == "WorkflowExecutionStarted":
+        return events[0]["eventTimestamp"].timestamp()
+    return None
 
 
 def _brief(decision: dict[str, Any]) -> str:

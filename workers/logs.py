@@ -13,12 +13,13 @@ import logging
 import logging.handlers
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 from workers.config import LoggingConfig
+from workers.log_shipping import AWS_SECRET_ENV_NAMES, LogglyBulkHandler, SecretRedactionFilter
 
 CONTEXT_FIELDS = ("workflow_id", "run_id", "activity_id", "media_uuid", "user_uuid")
 
@@ -65,7 +66,9 @@ def make_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(config: LoggingConfig, **process_fields: Any) -> None:
+def configure_logging(
+    config: LoggingConfig, *, secret_envs: Iterable[str] = AWS_SECRET_ENV_NAMES, **process_fields: Any
+) -> None:
     """Replace the root logger's handlers with one JSON handler for ``config.output``.
 
     Call it again in each forked child, with that child's role and task list.
@@ -83,9 +86,17 @@ def configure_logging(config: LoggingConfig, **process_fields: Any) -> None:
         handler.ident = "swf-manager: "
     else:
         handler = logging.StreamHandler(sys.stderr)
+    redaction = SecretRedactionFilter(secret_envs)
     handler.setFormatter(make_formatter())
     handler.addFilter(ContextFilter())
+    handler.addFilter(redaction)
     root.addHandler(handler)
+    loggly = LogglyBulkHandler.from_config(config)
+    if loggly is not None:
+        loggly.setFormatter(make_formatter())
+        loggly.addFilter(ContextFilter())
+        loggly.addFilter(redaction)
+        root.addHandler(loggly)
     root.setLevel(config.level.upper())
     # botocore logs every retry at DEBUG and credentials lookups at INFO; keep them quiet.
     logging.getLogger("botocore").setLevel(logging.WARNING)

@@ -34,6 +34,7 @@ from workers.config import Config, TaskListConfig
 from workers.decider_loop import DecisionRunner
 from workers.errors import ExecutionClosed
 from workers.failure import MAX_ID_CHARS, cut_text
+from workers.log_shipping import secret_env_names
 from workers.logs import configure_logging
 from workers.polling import poll_activity_task, poll_decision_task
 from workers.progress import ProgressReporter
@@ -124,13 +125,16 @@ def run_worker(
     endpoint_url: str | None,
     *,
     on_workflow_closed: Callable[[dict[str, Any]], Any] | None = None,
+    metrics: Any = None,
 ) -> int:
     """Run the worker described by ``spec`` until it is stopped, and return its exit code.
 
     ``on_workflow_closed`` is called by a decider with a summary each time it closes a
     workflow; its errors are logged and otherwise ignored.
     """
-    configure_logging(config.logging, role=spec.role, task_list=spec.task_list)
+    configure_logging(
+        config.logging, secret_envs=secret_env_names(config), role=spec.role, task_list=spec.task_list
+    )
     identity = cut_text(spec.identity, MAX_ID_CHARS)
     if identity != spec.identity:
         log.warning("worker identity is over %d characters and was cut to %r", MAX_ID_CHARS, identity)
@@ -140,7 +144,7 @@ def run_worker(
     log.info("worker started: %s on task list %s as %s, pid %d", spec.role, spec.task_list, identity, os.getpid())
 
     client = make_swf_client(config, endpoint_url)
-    loop = WorkerLoop(spec, identity, config, client, progress, controls, on_workflow_closed)
+    loop = WorkerLoop(spec, identity, config, client, progress, controls, on_workflow_closed, metrics)
     code = loop.run()
     log.info("worker stopping with exit code %d after %d tasks", code, loop.tasks_done)
     return code
@@ -158,6 +162,7 @@ class WorkerLoop:
         progress: ProgressReporter,
         controls: WorkerControls,
         on_workflow_closed: Callable[[dict[str, Any]], Any] | None = None,
+        metrics: Any = None,
     ) -> None:
         self.spec = spec
         self.identity = identity
@@ -176,7 +181,7 @@ class WorkerLoop:
             self.decision_runner: DecisionRunner | None = None
         else:
             self.activity_runner = None
-            self.decision_runner = DecisionRunner(client, config, identity, on_workflow_closed)
+            self.decision_runner = DecisionRunner(client, config, identity, on_workflow_closed, metrics)
 
     def run(self) -> int:
         poll_errors = 0
