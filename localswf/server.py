@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "SimpleWorkflowService."
 RESET_TARGET = "LocalSwf.ResetDatabase"  # not an SWF operation; accepted only with --enable-reset
+# Not an SWF operation either: held polls return empty at once. It changes no state, so
+# it needs no flag.
+RELEASE_TARGET = "LocalSwf.ReleaseHeldPolls"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 # SWF's quotas give 1 MB as the maximum API request size, which also bounds the decisions in one response.
 MAX_BODY = 1024 * 1024
@@ -53,6 +56,11 @@ class SwfRequestHandler(BaseHTTPRequestHandler):
             if target == RESET_TARGET and self.server.enable_reset:
                 self.server.service.reset()
                 self._reply(200, {}, request_id)
+                return
+            if target == RELEASE_TARGET:
+                held = self.server.service.release_held_polls()
+                log.info("released %d held polls (request %s)", held, request_id)
+                self._reply(200, {"releasedPolls": held}, request_id)
                 return
             handler = OPERATIONS.get(operation)
             if handler is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -22,6 +23,8 @@ class Service:
         self.waiters = TaskListWaiters()
         self.max_poll_seconds = max_poll_seconds
         self.stopping = threading.Event()
+        # time.monotonic() of the last ReleaseHeldPolls call: polls that started before it return empty.
+        self.released_at = float("-inf")
         # Imported here because the scheduler module imports the operations that need Service.
         from localswf.scheduler import DeadlineScheduler
 
@@ -46,6 +49,17 @@ class Service:
             self.waiters.notify(key, count)
         if ctx.earliest_deadline is not None:
             self.scheduler.poke(ctx.earliest_deadline)
+
+    def release_held_polls(self) -> int:
+        """Make every poll held now return empty at once; return how many were held.
+
+        A manager that is shutting down calls this after it asked its workers to stop, so
+        they do not wait out a 60-second poll. Polls that start later are held as usual.
+        """
+        held = self.waiters.waiting_count()
+        self.released_at = time.monotonic()
+        self.waiters.notify_all()
+        return held
 
     def start(self) -> None:
         self.scheduler.start()

@@ -113,6 +113,14 @@ class LocalSwfProcess:
         with urllib.request.urlopen(self.url, timeout=30) as reply:
             return int(json.loads(reply.read())["heldPolls"])
 
+    def release_held_polls(self) -> int:
+        """Make the polls held now return empty; return how many there were."""
+        if self.url is None:
+            raise LocalSwfError("localswf is not running; call start() first")
+        from localswf.admin import release_held_polls
+
+        return release_held_polls(self.url)
+
     def stop(self) -> None:
         """Send SIGTERM and wait; SIGKILL if it has not exited within STOP_TIMEOUT seconds."""
         process = self.process
@@ -287,3 +295,4 @@ def event_types(events: list[dict[str, Any]]) -> list[str]:
 def attributes_of(event: dict[str, Any]) -> dict[str, Any]:
     key = event["eventType"][0].lower() + event["eventType"][1:] + "EventAttributes"
     return event[key]
+

@@ -23,7 +23,8 @@ MAX_HEARTBEAT_DETAILS = 2048
 
 def long_poll(service: Any, key: tuple[str, str, str], claim: Any) -> Any:
     """Call `claim(ctx)` until it returns a task or max_poll_seconds pass; waits on the task list's condition."""
-    deadline = time.monotonic() + service.max_poll_seconds
+    started = time.monotonic()
+    deadline = started + service.max_poll_seconds
     while True:
         seen: list[int] = []
 
@@ -37,7 +38,7 @@ def long_poll(service: Any, key: tuple[str, str, str], claim: Any) -> Any:
         if task is not None:
             return task
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or service.stopping.is_set():
+        if remaining <= 0 or service.stopping.is_set() or service.released_at >= started:
             return None
         service.waiters.wait(key, seen[0], remaining)
         if service.stopping.is_set():
