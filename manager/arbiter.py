@@ -641,7 +641,25 @@ class Arbiter:
                 return
             events, worker.buffer = parse_progress_lines(worker.buffer + data)
             for event in events:
+                idle = worker.activity.phase in (liveness.Phase.STARTING, liveness.Phase.POLLING)
                 worker.activity = liveness.apply_event(worker.activity, event, now)
+                if idle and event.get("event") == "stopping":
+                    self._release_held_polls(worker)
+
+    def _release_held_polls(self, worker: WorkerProcess) -> None:
+        """Let an idle worker that acknowledged its stop leave its long poll now.
+
+        Only the embedded endpoint can do this. Real SWF holds the poll up to 60 s, and the
+        worker exits when it returns. Other workers' polls return empty too and are sent again.
+        """
+        release = getattr(self._endpoint, "release_held_polls", None)
+        if release is None:
+            return
+        released = release()
+        log.info(
+            "released held polls so an idle worker can stop",
+            extra={"worker_pid": worker.pid, "task_list": worker.spec.task_list, "released_polls": released},
+        )
 
     def _murder(self, now: float) -> None:
         """Kill stuck workers and escalate stops that passed their deadline."""

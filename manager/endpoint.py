@@ -21,6 +21,8 @@ READY_PATTERN = re.compile(rb"localswf listening on (http://127\.0\.0\.1:(\d+))"
 # bound only catches a hung start.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+# Bound on the release call; it blocks the supervision loop, and a local server replies in milliseconds.
+RELEASE_TIMEOUT = 2.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -135,6 +137,22 @@ class EmbeddedEndpoint:
                     f"{output.decode(errors='replace')[-2000:]!r}"
                 )
             output += chunk
+
+    def release_held_polls(self) -> int | None:
+        """Make the polls the endpoint holds now return empty; return how many, or None on failure.
+
+        Workers that were asked to stop then exit at once instead of waiting out a
+        long poll. No task is handed out by a released poll, so none is lost.
+        """
+        from localswf.admin import release_held_polls
+
+        if self.url is None:
+            return None
+        try:
+            return release_held_polls(self.url, timeout=RELEASE_TIMEOUT)
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("releasing the held polls failed", extra={"endpoint_url": self.url, "error": repr(error)})
+            return None
 
     def restart(self) -> str:
         """Stop the endpoint and start it again on the same database and port."""
