@@ -139,7 +139,7 @@ class EmbeddedEndpoint:
             output += chunk
 
     def release_held_polls(self) -> int | None:
-        """Make the polls the endpoint holds now return empty; return how many, or None on failure.
+        """Make the endpoint return its currently held polls empty; return how many, or None on failure.
 
         Workers that were asked to stop then exit at once instead of waiting out a
         long poll. No task is handed out by a released poll, so none is lost.
