@@ -756,7 +756,8 @@ class Arbiter:
                 state.last_step_at = now
                 log.info(
                     f"scaling step: {decision.reason}",
-                    extra={"task_list": name, "delta": decision.delta, "desired": state.desired, **decision.inputs},
+                    # The inputs hold the count before the step, so "desired" comes last and wins.
+                    extra={**decision.inputs, "task_list": name, "delta": decision.delta, "desired": state.desired},
                 )
 
     def _manage(self, now: float) -> None:

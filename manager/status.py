@@ -155,7 +155,7 @@ def query(state_dir: Path, timeout: float = QUERY_TIMEOUT) -> dict[str, Any]:
     except (FileNotFoundError, ConnectionRefusedError) as error:
         raise StatusUnavailable(
             f"no manager is running with state directory {state_dir} ({path}: {error.strerror}): "
-            "start one with `manager run`, or pass the state directory it uses"
+            "start one with `manager`, or pass --state-dir of the running manager"
         ) from error
     except TimeoutError as error:
         raise StatusUnavailable(f"the manager on {path} did not reply within {timeout:g} s") from error
