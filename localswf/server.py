@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +34,18 @@ class SwfHttpServer(ThreadingHTTPServer):
         super().__init__(address, SwfRequestHandler)
         self.service = service
         self.enable_reset = enable_reset
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed connection through logging instead of printing a traceback to stderr.
+
+        A client that dies with a keep-alive connection open resets it; that is routine for
+        a poller killed by its manager, so it gets one line, not a traceback.
+        """
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.info("connection from %s ended: %s", client_address, error)
+        else:
+            log.exception("request from %s failed", client_address)
 
 
 class SwfRequestHandler(BaseHTTPRequestHandler):

@@ -191,15 +191,33 @@ class EmbeddedEndpoint:
 
 
 def _copy_output(fd: int) -> None:
-    """Copy the endpoint's output to stderr until it closes its end."""
+    """Copy the endpoint's output to stderr, whole lines only, until it closes its end.
+
+    The manager writes its own JSON lines to the same stderr, so a partial line copied
+    here would splice into one of them.
+    """
+    pending = b""
     while True:
         try:
             chunk = os.read(fd, 65536)
         except OSError:
-            return
+            chunk = b""
         if not chunk:
+            if pending:
+                _write_stderr(pending + b"\n")
             return
-        try:
-            os.write(2, chunk)
-        except OSError:
+        pending += chunk
+        complete, newline, pending = pending.rpartition(b"\n")
+        if newline and not _write_stderr(complete + newline):
             return
+
+
+def _write_stderr(data: bytes) -> bool:
+    """Write all of ``data`` to fd 2 in one call where possible; return False once stderr is gone."""
+    try:
+        while data:
+            written = os.write(2, data)
+            data = data[written:]
+    except OSError:
+        return False
+    return True

@@ -253,3 +253,39 @@ def test_poll_read_timeout_is_empty_poll(silent_server):
 
     assert poll_activity_task(client, "d", "l", "me") is None
     assert poll_decision_task(client, "d", "l", "me") is None
+
+
+class FlakyConnection:
+    """A client method that cannot reach SWF ``failures`` times, then succeeds."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def respond_activity_task_completed(self, **params: object) -> dict[str, object]:
+        from botocore.exceptions import EndpointConnectionError
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+        return {}
+
+
+def test_response_retried_through_connection_errors() -> None:
+    client = FlakyConnection(failures=2)
+
+    call_with_backoff(
+        client, "respond_activity_task_completed", retry_connection_errors_for=60, sleep=lambda _: None, taskToken="t"
+    )
+
+    assert client.calls == 3
+
+
+def test_connection_error_raised_without_budget() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    client = FlakyConnection(failures=1)
+
+    with pytest.raises(EndpointConnectionError):
+        call_with_backoff(client, "respond_activity_task_completed", sleep=lambda _: None, taskToken="t")
+    assert client.calls == 1

@@ -20,7 +20,7 @@ from typing import Any
 from workers import exitcodes
 from workers.exitcodes import ABORTED
 from workers.activities import UnknownActivityType, resolve_handler
-from workers.client import call_with_backoff, is_unknown_resource
+from workers.client import RESPONSE_RETRY_SECONDS, call_with_backoff, is_unknown_resource
 from workers.config import ActivityTypeConfig, Config
 from workers.errors import ExecutionClosed, PermanentError, TaskCancelled
 from workers.failure import MAX_DETAILS_CHARS, MAX_HEARTBEAT_DETAILS_CHARS, encode_details, failure_payload
@@ -271,7 +271,7 @@ class TaskIds:
 def respond(client: Any, ids: TaskIds, operation: str, **params: Any) -> None:
     """Send a task's response. On UnknownResourceFault, log the ids and raise ExecutionClosed."""
     try:
-        call_with_backoff(client, operation, **params)
+        call_with_backoff(client, operation, retry_connection_errors_for=RESPONSE_RETRY_SECONDS, **params)
     except Exception as error:
         if is_unknown_resource(error):
             log.warning(

@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config as BotocoreConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from workers.config import Config
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 # after a pause succeeds.
 THROTTLING_CODES = frozenset({"ThrottlingException", "LimitExceededFault", "Throttling", "TooManyRequestsException"})
 UNKNOWN_RESOURCE = "UnknownResourceFault"
+
+# How long a task's response is retried while SWF cannot be reached. After the task's own
+# timeout SWF rejects the response with UnknownResourceFault, which ends the retries sooner.
+RESPONSE_RETRY_SECONDS = 600.0
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # The embedded endpoint accepts any credentials, but botocore signs every request and
@@ -92,6 +97,7 @@ def call_with_backoff(
     max_delay: float = 30.0,
     stop_event: threading.Event | None = None,
     sleep: Callable[[float], Any] = time.sleep,
+    retry_connection_errors_for: float = 0.0,
     **params: Any,
 ) -> dict[str, Any]:
     """Call ``client.<operation>(**params)`` and retry throttling errors with jittered backoff.
@@ -100,13 +106,29 @@ def call_with_backoff(
     ThrottlingException and LimitExceededFault are retried here, on top of botocore's own
     retries. UnknownResourceFault and every other error are raised at once. When
     ``stop_event`` is set during a pause, the last throttling error is raised.
+
+    With ``retry_connection_errors_for`` > 0, connection errors and read timeouts are
+    retried too, for that many seconds. Task responses use it: a result that cannot be
+    delivered costs the whole task, and a response that SWF already recorded is answered
+    with UnknownResourceFault on the retry, which is not retried.
     """
     method = getattr(client, operation)
     attempt = 0
+    connection_deadline = time.monotonic() + retry_connection_errors_for
     while True:
         attempt += 1
         try:
             return method(**params)
+        except (BotocoreConnectionError, HTTPClientError) as error:
+            if time.monotonic() >= connection_deadline:
+                raise
+            delay = backoff_delay(attempt, base_delay, max_delay)
+            log.warning("%s could not reach SWF (%s), retrying in %.2f s", operation, error, delay)
+            if stop_event is not None:
+                if stop_event.wait(delay):
+                    raise
+            else:
+                sleep(delay)
         except ClientError as error:
             if not is_throttling(error) or attempt >= max_attempts:
                 raise

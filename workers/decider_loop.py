@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from workers.client import call_with_backoff, is_unknown_resource
+from workers.client import RESPONSE_RETRY_SECONDS, call_with_backoff, is_unknown_resource
 from workers.config import Config
 from workers.decider import closing_summary, decide
 from workers.errors import ExecutionClosed
@@ -65,7 +65,11 @@ class DecisionRunner:
                 log.info("decision %s for workflow %s run %s: %s", decision["decisionType"], workflow_id, run_id, _brief(decision))
             try:
                 call_with_backoff(
-                    self.client, "respond_decision_task_completed", taskToken=task["taskToken"], decisions=decisions
+                    self.client,
+                    "respond_decision_task_completed",
+                    retry_connection_errors_for=RESPONSE_RETRY_SECONDS,
+                    taskToken=task["taskToken"],
+                    decisions=decisions,
                 )
             except Exception as error:
                 if is_unknown_resource(error):

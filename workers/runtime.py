@@ -201,7 +201,13 @@ class WorkerLoop:
                     return exitcodes.CONFIG_ERROR
                 poll_errors += 1
                 delay = min(POLL_ERROR_BACKOFF * 2 ** (poll_errors - 1), POLL_ERROR_BACKOFF_MAX)
-                log.warning("poll on %s failed (%s), retrying in %.1f s: %s", self.spec.task_list, error_code(error), delay, error)
+                log.warning(
+                    "poll on %s failed (%s), retrying in %.1f s: %s",
+                    self.spec.task_list,
+                    error_code(error) or type(error).__name__,
+                    delay,
+                    error,
+                )
                 self.controls.stop.wait(delay)
                 continue
             poll_errors = 0
