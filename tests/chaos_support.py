@@ -131,7 +131,7 @@ def endpoint_client(url: str) -> Any:
 
 
 def _epoch() -> datetime.datetime:
-    return datetime.datetime(1970, 1, 2, tzinfo=datetime.timezone.utc)
+    return datetime.datetime(1970, 1, 2, tzinfo=datetime.UTC)
 
 
 def list_executions(client: Any, workflow_id: str | None = None) -> list[dict[str, Any]]:
@@ -203,7 +203,7 @@ class WorkflowStarter:
                     raise
                 last_error = error
                 self.retried_starts += 1
-                # The endpoint is coming back; a connection attempt costs little.
+                # The endpoint is coming back, and a connection attempt costs little.
                 time.sleep(START_RETRY_PAUSE)
         raise AssertionError(f"could not start workflow {workflow_id} in {START_ATTEMPTS} attempts: {last_error}")
 
@@ -213,7 +213,7 @@ class WorkflowStarter:
         return int(reply["count"])
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = WATCH_INTERVAL) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float, description: str, interval: float = WATCH_INTERVAL) -> Any:
     """Call ``predicate`` until it returns a true value and return that value; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -221,7 +221,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {description}")
         time.sleep(interval)
 
 
@@ -266,7 +266,7 @@ def endpoint_accepts(port: int) -> bool:
 
 @dataclass
 class Kill:
-    """One SIGKILL the chaos loop sent to a worker, with what the status said about it."""
+    """One SIGKILL the chaos loop sent to a worker, with the phase and task the manager's status showed for it."""
 
     pid: int
     role: str
@@ -310,17 +310,26 @@ def kill_random_worker(state_dir: Path, manager_pid: int, rng: random.Random) ->
 
 
 def parse_log_lines(lines: Iterable[str]) -> list[dict[str, Any]]:
-    """Return the JSON records among ``lines``; the endpoint's own plain-text lines are skipped."""
+    """Return the JSON records among ``lines``, skipping the embedded endpoint's plain-text lines.
+
+    The endpoint's output shares the manager's stderr, and a fragment of it can land in
+    front of a record on the same line, so a record is read from its first ``{"``.
+    """
     records = []
     for line in lines:
-        line = line.strip()
-        if not line.startswith("{"):
+        start = line.find('{"')
+        if start < 0:
             continue
         try:
-            records.append(json.loads(line))
+            records.append(json.loads(line[start:]))
         except ValueError:
             continue
     return records
+
+
+def interleaved_lines(path: Path) -> list[str]:
+    """Return the log lines where other output precedes a JSON record, which a JSON log reader would reject."""
+    return [line for line in path.read_text(errors="replace").splitlines() if line.find('{"') > 0]
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -348,13 +357,13 @@ class LogFollower:
         self._partial = lines.pop()
         return parse_log_lines(lines)
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float, description: str) -> dict[str, Any]:
         """Return the first new record that matches ``predicate``; fail after ``timeout`` s."""
 
         def match() -> dict[str, Any] | None:
             return next((record for record in self.new_records() if predicate(record)), None)
 
-        return wait_until(match, timeout, what)
+        return wait_until(match, timeout, description)
 
 
 # ---------------------------------------------------------------- history audit
@@ -375,7 +384,7 @@ class HistoryAudit:
     activities_scheduled: int = 0
     activities_completed: int = 0
     activity_timeouts: collections.Counter[str] = field(default_factory=collections.Counter)
-    activities_failed: int = 0
+    failure_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     decision_timeouts: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -383,10 +392,10 @@ class HistoryAudit:
 def audit_history(workflow_id: str, events: list[dict[str, Any]], steps: int = 1) -> HistoryAudit:
     """Check one run of a linear pipeline of ``steps`` activities for lost, doubled or overlapping work.
 
-    Every scheduled activity is started at most once and closed at most once, a close
-    names the start it belongs to, no two activities are open at once, each step
-    completes exactly once, no decision is rejected, and the run completes exactly once
-    with its last event.
+    Every scheduled activity must be started at most once and closed at most once, and a
+    close must name the start it belongs to. No two activities may be open at once, and
+    no decision may be rejected. Each step completes exactly once, and the run completes
+    exactly once, with its last event.
     """
     audit = HistoryAudit(workflow_id)
     scheduled: dict[int, str] = {}
@@ -429,7 +438,7 @@ def audit_history(workflow_id: str, events: list[dict[str, Any]], steps: int = 1
             elif kind == "ActivityTaskTimedOut":
                 audit.activity_timeouts[attributes.get("timeoutType", "?")] += 1
             elif kind == "ActivityTaskFailed":
-                audit.activities_failed += 1
+                audit.failure_reasons[attributes.get("reason", "")] += 1
         elif kind == "DecisionTaskTimedOut":
             audit.decision_timeouts += 1
         elif kind.endswith("Failed") and kind not in ALLOWED_FAILED_EVENTS:
@@ -460,14 +469,14 @@ class AuditSummary:
     completed: int = 0
     activities_scheduled: int = 0
     activity_timeouts: collections.Counter[str] = field(default_factory=collections.Counter)
-    activities_failed: int = 0
+    failure_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     decision_timeouts: int = 0
     workflows_retried: int = 0
     problems: list[str] = field(default_factory=list)
 
 
 def audit_workflows(client: Any, started: dict[str, str], steps: int = 1) -> AuditSummary:
-    """Audit the history of every started workflow, and check the domain holds no other run of them."""
+    """Audit the history of every started workflow, and check the domain contains no other run of them."""
     summary = AuditSummary(workflows=len(started))
     runs: dict[str, list[str]] = collections.defaultdict(list)
     for info in list_executions(client):
@@ -483,7 +492,7 @@ def audit_workflows(client: Any, started: dict[str, str], steps: int = 1) -> Aud
         summary.completed += audit.completions
         summary.activities_scheduled += audit.activities_scheduled
         summary.activity_timeouts.update(audit.activity_timeouts)
-        summary.activities_failed += audit.activities_failed
+        summary.failure_reasons.update(audit.failure_reasons)
         summary.decision_timeouts += audit.decision_timeouts
         if audit.activities_scheduled > steps or audit.decision_timeouts:
             summary.workflows_retried += 1

@@ -9,10 +9,9 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_supervision import ManagerProcess, manager_starter, wait_gone
+from test_supervision import LogPipe, ManagerProcess, manager_starter, wait_gone
 
 from localswf.testing import LocalSwfProcess, register_test_domain, swf_client
 from manager.sampling import BacklogSampler, run_backlog_sampler
@@ -55,39 +54,6 @@ def local_config(url: str) -> Config:
         ),
         scaling=ScalingConfig(sample_interval=0.2),
     )
-
-
-class LogPipe:
-    """JSON log lines that the manager and its workers write to their stderr."""
-
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-        self._buffer = b""
-        self.records: list[dict[str, Any]] = []
-
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = BOUND) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            matches = [record for record in self.records if predicate(record)]
-            if len(matches) >= count:
-                return matches
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"fewer than {count} matching log records within {timeout} s: {self.records}")
-            ready, _, _ = select.select([self.read_fd], [], [], remaining)
-            if ready:
-                self._buffer += os.read(self.read_fd, 65536)
-                *lines, self._buffer = self._buffer.split(b"\n")
-                for line in lines:
-                    try:
-                        self.records.append(json.loads(line))
-                    except ValueError:
-                        self.records.append({"message": line.decode(errors="replace")})
-
-    def close(self) -> None:
-        os.close(self.read_fd)
-        if self.write_fd >= 0:
-            os.close(self.write_fd)
 
 
 def test_backlog_sampler_counts_pending_tasks(short_poll_swf: str) -> None:

@@ -83,6 +83,39 @@ class EventPipe:
         os.close(self.fd)
 
 
+class LogPipe:
+    """JSON log lines that the manager and its workers write to their stderr."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        self._buffer = b""
+        self.records: list[dict[str, Any]] = []
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = BOUND) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            matches = [record for record in self.records if predicate(record)]
+            if len(matches) >= count:
+                return matches
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"fewer than {count} matching log records within {timeout} s: {self.records}")
+            ready, _, _ = select.select([self.read_fd], [], [], remaining)
+            if ready:
+                self._buffer += os.read(self.read_fd, 65536)
+                *lines, self._buffer = self._buffer.split(b"\n")
+                for line in lines:
+                    try:
+                        self.records.append(json.loads(line))
+                    except ValueError:
+                        self.records.append({"message": line.decode(errors="replace")})
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+
+
 def emit(path: str, **fields: Any) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
@@ -141,6 +174,18 @@ def busy_worker(fifo: str, work_after_stop: float | None) -> Callable[..., int]:
             signal.sigwait({signal.SIGTERM})
         report.task_finished("handed_back")
         emit(fifo, event="handed_back")
+        return 0
+
+    return target
+
+
+def short_task_worker(fifo: str) -> Callable[..., int]:
+    """Start a task with a 0.3 s START_TO_CLOSE and then hang in it."""
+
+    def target(spec: ChildSpec, config: Config, progress_fd: int, endpoint_url: str | None) -> int:
+        ProgressReporter(progress_fd).task_started("wf-3", "run-3", "act-3", "Hangs", 0.3)
+        emit(fifo, event="task_started")
+        signal.sigwait({signal.SIGUSR1})
         return 0
 
     return target
@@ -574,3 +619,33 @@ def test_idle_manager_does_not_spin(events: EventPipe, start_manager: Callable[.
     # slack for late progress lines.
     assert wakeups <= 5
     assert cpu_seconds < 0.1
+
+
+def test_busy_worker_over_timeout_killed(events: EventPipe, start_manager: Callable[..., ManagerProcess]) -> None:
+    logs = LogPipe()
+    try:
+        config = make_config(busy_grace=0.2)
+        manager = start_manager(config, short_task_worker(str(events.path)), log_fd=logs.write_fd)
+        os.close(logs.write_fd)
+        logs.write_fd = -1
+        first = events.wait_for(lambda e: e["event"] == "task_started")
+        replacement = events.wait_for(lambda e: e["event"] == "task_started", after=events.events.index(first) + 1)
+        assert replacement["pid"] != first["pid"]
+        # START_TO_CLOSE 0.3 s + grace 0.2 s, counted from the task_started report.
+        assert replacement["time"] - first["time"] >= 0.5
+
+        (stuck,) = logs.wait_for(lambda r: str(r.get("message", "")).startswith("worker is stuck"))
+        assert stuck["worker_pid"] == first["pid"]
+        assert stuck["activity_id"] == "act-3"
+        assert "START_TO_CLOSE 0.3 s" in stuck["message"]
+        (stopped,) = logs.wait_for(
+            lambda r: str(r.get("message", "")).startswith("worker stopped") and r.get("worker_pid") == first["pid"]
+        )
+        assert stopped["exit_signal"] == "SIGKILL"
+        assert stopped["stop_reason"] == "stuck"
+        assert stopped["last_workflow_id"] == "wf-3"
+        assert stopped["last_run_id"] == "run-3"
+        assert stopped["last_activity_id"] == "act-3"
+        assert manager.status()["task_lists"]["work"]["restarts"] >= 1
+    finally:
+        logs.close()
