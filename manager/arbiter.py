@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -505,6 +505,11 @@ class Arbiter:
                 extra={"signal": signal_name, "task_list": name, "from": state.desired, "to": bounded},
             )
             state.desired = bounded
+            # The scaler treats the operator's step as its own: the cooldown starts now and an
+            # idle list waits the whole scale-down delay again before it undoes the step.
+            state.scaling = replace(
+                state.scaling, last_step_at=time.monotonic(), last_direction=delta, idle_since=None, cpu_history=()
+            )
 
     # ---------------------------------------------------------------- reaping
 

@@ -21,6 +21,8 @@ log = logging.getLogger("manager")
 
 # Exit code of a client command whose request failed (already running, workflow failed).
 FAILED = 1
+# 128 + SIGINT, as a shell reports a command ended by Ctrl-C.
+INTERRUPTED = 130
 
 
 def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -145,6 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"manager {args.command}: cannot reach SWF: {error}. Check --endpoint-url and that the "
               "manager is running.", file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:
+        # Ctrl-C ends a client command, never a workflow: it keeps running in SWF.
+        print(f"manager {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away, as with `manager status | head -1`.
+        sys.stderr.close()
+        return FAILED
 
 
 class ConnectionLookupError(Exception):
@@ -157,9 +167,9 @@ def run_daemon(config: Config, config_path: Path | None, overrides: dict[str, An
     from manager.endpoint import EmbeddedEndpoint, EndpointError
     from manager.paths import ensure_state_dir, local_db_path, state_dir_for
     from manager.registration import RegistrationError, register_in_child
-    from workers.logs import configure_logging
-
     from workers.log_shipping import secret_env_names
+    from workers.logs import configure_logging
+    from workers.storage import Storage
     from workers.webhook import WebhookSender
 
     configure_logging(config.logging, secret_envs=secret_env_names(config), role="manager")
@@ -173,6 +183,15 @@ def run_daemon(config: Config, config_path: Path | None, overrides: dict[str, An
         state_dir = ensure_state_dir(state_dir_for(config))
     except OSError as error:
         log.error("cannot use the state folder: %s", error)
+        return exitcodes.CONFIG_ERROR
+    try:
+        Storage(config.storage.root).check_writable()
+    except OSError as error:
+        log.error(
+            "storage.root %r cannot be written: %s. Set storage.root to a writable folder or s3://bucket/prefix.",
+            config.storage.root,
+            error,
+        )
         return exitcodes.CONFIG_ERROR
 
     endpoint = None

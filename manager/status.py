@@ -237,6 +237,8 @@ COLUMNS = (
     ("MIN-MAX", "bounds"),
     ("BUSY", "busy"),
     ("IDLE", "idle"),
+    # Workers asked to stop that have not exited yet, such as busy ones during a drain.
+    ("STOPPING", "stopping"),
     ("BACKLOG", "backlog"),
     ("CPU%", "cpu_percent"),
     ("MEM MB", "memory_mb"),

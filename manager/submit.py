@@ -58,14 +58,26 @@ def parse_uuid(value: str, option: str) -> str:
 
 def video_location(path_or_url: str) -> str:
     """Return an s3:// or http(s):// URL unchanged, or a local file as an absolute path."""
-    scheme = urlparse(path_or_url).scheme
-    if scheme in ("s3", "http", "https"):
+    parsed = urlparse(path_or_url)
+    if parsed.scheme == "s3":
+        if not parsed.netloc or not parsed.path.strip("/"):
+            raise SubmitError(f"{path_or_url!r} names no bucket or no key. Pass s3://bucket/key.")
         return path_or_url
-    if scheme and len(scheme) > 1:
-        raise SubmitError(f"{path_or_url!r} has an unsupported scheme {scheme!r}. Pass a file, s3:// or https://.")
+    if parsed.scheme in ("http", "https"):
+        if not parsed.netloc:
+            raise SubmitError(f"{path_or_url!r} names no host. Pass a URL such as https://host/video.mp4.")
+        return path_or_url
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise SubmitError(
+            f"{path_or_url!r} has an unsupported scheme {parsed.scheme!r}. Pass a file, s3:// or https://."
+        )
     path = Path(path_or_url).expanduser()
-    if not path.is_file():
+    if path.is_dir():
+        raise SubmitError(f"{path_or_url!r} is a folder. Pass a video file.")
+    if not path.exists():
         raise SubmitError(f"video file {path_or_url!r} not found. Pass an existing file or an s3:// URL.")
+    if not path.is_file():
+        raise SubmitError(f"{path_or_url!r} is not a regular file. Pass a video file.")
     return str(path.resolve())
 
 
@@ -83,6 +95,14 @@ def build_input(
             raise SubmitError(f"--input {extra_input!r} is not valid JSON ({error}). Pass a JSON object.") from None
         if not isinstance(extra, dict):
             raise SubmitError(f"--input {extra_input!r} is not a JSON object. Pass one such as '{{\"seconds\": 5}}'.")
+        # These keys decide the workflow id and where results go; they come from the options,
+        # which are checked, not from free-form input.
+        reserved = sorted(key for key in ("media_uuid", "user_uuid", "video_url") if key in extra)
+        if reserved:
+            raise SubmitError(
+                f"--input sets {', '.join(reserved)}, which come from the options. Use --media-uuid, --user "
+                "and the PATH_OR_URL argument instead."
+            )
         document.update(extra)
     return document
 

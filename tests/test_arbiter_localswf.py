@@ -127,7 +127,8 @@ def test_endpoint_restarted_on_same_port(tmp_path: Path, start_manager: Callable
         manager = start_manager(config, run_real_worker, log_fd=logs.write_fd, endpoint_factory=make_endpoint)
         os.close(logs.write_fd)
         logs.write_fd = -1
-        logs.wait_for(lambda r: str(r.get("message", "")).startswith("worker started:"))
+        # Workers can log before the manager writes manager.json, which comes just before "manager started".
+        logs.wait_for(lambda r: r.get("message") == "manager started")
         document = json.loads((manager.state_dir / "manager.json").read_text())
         url = document["endpoint_url"]
         assert url.startswith("http://127.0.0.1:")

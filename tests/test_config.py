@@ -122,7 +122,7 @@ name = "a"
 kind = "activity"
 
 [[activity_types]]
-name = "Step"
+name = "Noop"
 version = "1"
 task_list = "a"
 
@@ -130,7 +130,7 @@ task_list = "a"
 name = "Flow"
 version = "1"
 task_list = "d"
-steps = ["Step"]
+steps = ["Noop"]
 """,
     )
     config = load_config(path)
@@ -265,3 +265,28 @@ def test_example_documents_every_key() -> None:
         written = set().union(*(entry.keys() for entry in document[array]))
         expected = {field.name for field in dataclasses.fields(cls)}
         assert written == expected, f"{array}: missing {expected - written}"
+
+
+def test_step_without_handler_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[activity_types]]
+name = "Transcode"
+version = "1"
+task_list = "video-activities"
+
+[[workflow_types]]
+name = "Flow"
+version = "1"
+task_list = "video-decisions"
+steps = ["Transcode"]
+""",
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert 'workflow_types["Flow"].steps[0]' in str(raised.value)
+    assert "no handler" in str(raised.value)
+

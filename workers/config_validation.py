@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+from workers.activities import HANDLERS
 from workers.config import ActivityTypeConfig, Config, TaskListConfig, WorkflowTypeConfig
 
 Report = Callable[[str, Any, str], None]
@@ -241,6 +242,14 @@ def _validate_workflow_types(
                     f"{prefix}.steps[{index}]",
                     step,
                     f"names no configured activity type. Add an [[activity_types]] entry or use one of: {known}.",
+                )
+            elif step not in HANDLERS:
+                # This manager runs every configured activity task list, so its workers need the handler.
+                report(
+                    f"{prefix}.steps[{index}]",
+                    step,
+                    "has no handler in workers.activities.HANDLERS, so every task would fail. Add a handler "
+                    f"or use one of: {', '.join(sorted(HANDLERS))}.",
                 )
         if not 1 <= workflow.execution_start_to_close_timeout <= MAX_EXECUTION_SECONDS:
             report(

@@ -16,6 +16,9 @@ import logging
 import os
 import shutil
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,13 +31,24 @@ S3_SCHEME = "s3://"
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    """Split ``s3://bucket/key`` into bucket and key. The key may be empty."""
+    """Split ``s3://bucket/key`` into bucket and key. The key may be empty.
+
+    Raises PermanentError, a ValueError that no retry can fix, for a malformed URL.
+    """
     if not url.startswith(S3_SCHEME):
-        raise ValueError(f"invalid S3 URL {url!r}: it must start with s3://")
+        raise InvalidUrl(f"invalid S3 URL {url!r}: it must start with s3://")
     bucket, _, key = url[len(S3_SCHEME) :].partition("/")
     if not bucket:
-        raise ValueError(f"invalid S3 URL {url!r}: the bucket name is missing")
+        raise InvalidUrl(f"invalid S3 URL {url!r}: the bucket name is missing")
     return bucket, key
+
+
+class InvalidUrl(PermanentError, ValueError):
+    """A storage URL that cannot name anything; retrying it cannot help."""
+
+
+def is_http_url(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
 
 
 def is_s3_url(url: str) -> bool:
@@ -84,6 +98,18 @@ class Storage:
     @property
     def is_s3(self) -> bool:
         return self.folder is None
+
+    def check_writable(self) -> None:
+        """Create a folder root and write a probe file in it; raise OSError when that fails.
+
+        The manager calls it at start-up, so an unusable root stops it there instead of
+        failing every task. An S3 root is not checked: that would need a network call.
+        """
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".write-check-"):
+            pass
 
     def _s3(self) -> Any:
         """Return this process's S3 client, building it on first use after each fork."""
@@ -166,10 +192,14 @@ class Storage:
     def local_copy(self, url: str) -> Iterator[Path]:
         """Yield a local file with the content at ``url``.
 
-        A local path is yielded as it is. An s3:// URL is downloaded to a temporary file,
-        which is deleted when the block exits. Raises PermanentError when the file or object
+        A local path is yielded as it is. An s3:// or http(s):// URL is downloaded to a
+        temporary file, which is deleted when the block exits. Raises PermanentError when the file or object
         does not exist.
         """
+        if is_http_url(url):
+            with _downloaded(url) as temporary:
+                yield temporary
+            return
         if not is_s3_url(url):
             path = _local_path(url)
             if not path.exists():
@@ -195,3 +225,31 @@ class Storage:
             yield temporary
         finally:
             temporary.unlink(missing_ok=True)
+
+
+# Bound on each network read of an HTTP download, in seconds.
+HTTP_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def _downloaded(url: str) -> Iterator[Path]:
+    """Download an http(s) URL to a temporary file that is deleted when the block exits.
+
+    HTTP 4xx answers raise PermanentError because the same request would get the same
+    answer. Connection errors and 5xx answers propagate, so the task is retried.
+    """
+    suffix = PurePosixPath(urllib.parse.urlparse(url).path).suffix
+    handle, name = tempfile.mkstemp(prefix="swf-manager-", suffix=suffix)
+    temporary = Path(name)
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response, os.fdopen(handle, "wb") as output:
+                shutil.copyfileobj(response, output, length=1024 * 1024)
+        except urllib.error.HTTPError as error:
+            if 400 <= error.code < 500:
+                raise PermanentError(f"{url}: the server answered HTTP {error.code} {error.reason}; check the URL") from error
+            raise
+        log.debug("downloaded %s to %s", url, temporary)
+        yield temporary
+    finally:
+        temporary.unlink(missing_ok=True)
