@@ -143,9 +143,12 @@ class Arbiter:
         worker_target: WorkerTarget = run_real_worker,
         backlog_target: BacklogTarget | None = run_backlog_sampler,
         notifier: Notifier | None = None,
+        config_path: Path | None = None,
     ) -> None:
         validate_bounds(config)
         self.config = config
+        # Written to manager.json so that client commands load the same configuration.
+        self.config_path = config_path.resolve() if config_path is not None else None
         self.endpoint_url = endpoint_url
         self.state_dir = Path(state_dir)
         self._reload_config = reload_config
@@ -894,6 +897,7 @@ class Arbiter:
             "domain": self.config.swf.domain,
             "status_socket": str(self._status.path),
             "state": self.phase.name.lower(),
+            "config_path": str(self.config_path) if self.config_path is not None else None,
         }
         try:
             write_json_atomically(self.state_dir / MANAGER_FILE, document)

@@ -132,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command is None:
         return run_daemon(config, args.config, overrides_from(args))
+    if args.config is None and args.command not in ("demo",):
+        try:
+            config = _running_manager_config(config, overrides_from(args))
+        except ConfigError as error:
+            print(f"manager: the running manager's {error}", file=sys.stderr)
+            return exitcodes.CONFIG_ERROR
 
     logging.basicConfig(level=config.logging.level, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -155,6 +161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of stdout went away, as with `manager status | head -1`.
         sys.stderr.close()
         return FAILED
+
+
+def _running_manager_config(config: Config, overrides: dict[str, Any]) -> Config:
+    """Return the configuration file of the running manager, so client commands know its types.
+
+    Without a running manager, or when it runs on built-in defaults, ``config`` is returned.
+    """
+    from manager.paths import read_state_file, state_dir_for
+
+    state = read_state_file(state_dir_for(config))
+    path = (state or {}).get("config_path")
+    if not path or not Path(path).is_file():
+        return config
+    return load_config(Path(path), overrides)
 
 
 class ConnectionLookupError(Exception):
@@ -219,7 +239,9 @@ def run_daemon(config: Config, config_path: Path | None, overrides: dict[str, An
 
     try:
         register_in_child(config, endpoint_url)
-        return Arbiter(config, endpoint_url, state_dir, reload_config=reload_config, endpoint=endpoint).run()
+        return Arbiter(
+            config, endpoint_url, state_dir, reload_config=reload_config, endpoint=endpoint, config_path=config_path
+        ).run()
     except RegistrationError as error:
         log.error("%s", error)
         return FAILED

@@ -10,7 +10,8 @@ import pytest
 
 from localswf.testing import LocalSwfProcess
 
-SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+# Real test clips live outside the repository; SWF_MANAGER_MEDIA points elsewhere.
+SHARED_MEDIA = Path(os.environ.get("SWF_MANAGER_MEDIA") or Path(__file__).resolve().parents[2] / "shared" / "media")
 
 
 @pytest.fixture(autouse=True, scope="session")

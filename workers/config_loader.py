@@ -121,7 +121,8 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
 
     ``overrides`` maps dotted keys such as ``"supervision.drain_timeout"`` to values, plus
     ``"workers"``, which sets max_processes of every activity task list. They win over
-    the file. Raises ``ConfigError`` listing every invalid key.
+    the file. Raises ``ConfigError`` listing every invalid key: type errors and unknown keys
+    first, and range and cross-key checks only once those pass.
     """
     overrides = dict(overrides or {})
     raw: dict[str, Any]
