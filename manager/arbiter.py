@@ -685,8 +685,10 @@ class Arbiter:
                 continue
             stop_deadline = worker.stop_deadline
             if stop_deadline is not None and now >= stop_deadline:
+                escalated_early = self._drain_deadline is not None and now < self._drain_deadline
+                cause = "a second stop signal" if escalated_early else "the drain deadline passed"
                 log.warning(
-                    "drain deadline passed: sending SIGTERM to the worker's process group",
+                    f"{cause}: sending SIGTERM to the worker's process group",
                     extra=self._worker_fields(worker),
                 )
                 self._kill_group(worker, now, "SIGTERM")

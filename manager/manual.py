@@ -101,8 +101,12 @@ def one_step_workflow(config: Config, activity: str) -> WorkflowTypeConfig:
         example_list = decision_lists[0] if decision_lists else "DECISION_TASK_LIST"
         raise ManualCommandError(
             f"no workflow type runs {activity!r} as its only step, so it cannot be injected. Add one to the "
-            f'configuration: [[workflow_types]] name = "Inject{activity}" version = "1" '
-            f'task_list = "{example_list}" steps = ["{activity}"]'
+            "configuration:\n"
+            "[[workflow_types]]\n"
+            f'name = "Inject{activity}"\n'
+            'version = "1"\n'
+            f'task_list = "{example_list}"\n'
+            f'steps = ["{activity}"]'
         )
     candidates.sort(key=lambda workflow: workflow.name != activity)
     return candidates[0]

@@ -232,7 +232,7 @@ class HeartbeatThread(threading.Thread):
             # The main thread is sending the task's response, and the worker loop exits after it.
             return
         log.warning("aborting: handing activity %s back to SWF", self._context.activity_id)
-        reason, details = failure_payload(True, "HandedBack", "the worker received a second stop signal while the task ran")
+        reason, details = failure_payload(True, "HandedBack", "the worker was told to stop at once (a second stop signal, or the drain deadline passed) while the task ran")
         try:
             self._client.respond_activity_task_failed(taskToken=self._token, reason=reason, details=details)
             self._progress.task_finished("handed_back")
