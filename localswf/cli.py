@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -67,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         service = Service(args.db, max_poll_seconds=args.max_poll_seconds)
     except DatabaseLockedError as error:
         log.error("%s", error)
+        return 2
+    except (OSError, sqlite3.Error) as error:
+        log.error("cannot open the database --db %s: %s; pass a file in a writable folder", args.db, error)
         return 2
     try:
         server = SwfHttpServer((args.host, args.port), service, enable_reset=args.enable_reset)

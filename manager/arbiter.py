@@ -475,6 +475,17 @@ class Arbiter:
             self._notifier.ready(status=self._short_status())
             return
 
+        # These are read once at start-up; a reload cannot move them.
+        for key, old_value, new_value in (
+            ("state_dir", self.config.state_dir, config.state_dir),
+            ("swf.endpoint_url", self.config.swf.endpoint_url, config.swf.endpoint_url),
+            ("swf.domain", self.config.swf.domain, config.swf.domain),
+        ):
+            if old_value != new_value:
+                log.warning(
+                    f"{key} changed in the configuration file, but a reload cannot apply it: restart the manager",
+                    extra={"key": key, "current": str(old_value), "file": str(new_value)},
+                )
         self.config = config
         self._build_lists(config, previous=self.lists)
         replaced = 0
