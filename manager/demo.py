@@ -88,7 +88,8 @@ def _summarise(result: dict[str, Any]) -> list[str]:
     lines.append(f"people found: {people if people is not None else 'not reported'}")
     for person in recognize.get("people", []):
         name = person.get("name") or "unknown"
-        lines.append(f"  person {person.get('id')}: {person.get('face_count')} faces ({name})")
+        count = person.get("face_count")
+        lines.append(f"  person {person.get('id')}: {count} {'face' if count == 1 else 'faces'} ({name})")
     sheet = recognize.get("contact_sheet_url")
     lines.append(f"contact sheet: {sheet if sheet else 'not reported'}")
     return lines
@@ -128,8 +129,11 @@ def run_demo(video: Path | None) -> int:
         notify.bind(str(folder / "notify.sock"))
         environment = {**os.environ, "NOTIFY_SOCKET": str(folder / "notify.sock")}
         command = [sys.executable, "-m", "manager", "--config", str(demo_config_path)]
-        print(f"starting the manager: {' '.join(command)}", flush=True)
-        process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL)
+        # The manager's JSON log goes to a file, so the terminal shows the demo's progress.
+        log_path = output_dir / "manager.log"
+        print(f"starting the manager: {' '.join(command)}; its log: {log_path}", flush=True)
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
         code = exitcodes.OK
         try:
             state = _wait_until_ready(process, notify, folder / "state" / "manager.json")
@@ -170,9 +174,19 @@ def run_demo(video: Path | None) -> int:
                 print(f"manager demo: {error}", file=sys.stderr, flush=True)
                 stop_code = 1
             notify.close()
+        if code != 0:
+            print(f"manager demo: the end of the manager's log, {log_path}:", file=sys.stderr)
+            print(_log_tail(log_path), file=sys.stderr, flush=True)
         if stop_code != 0:
             print(f"manager demo: the manager exited with code {stop_code}, not a clean shutdown", file=sys.stderr)
             code = code or 1
         else:
             print("the manager shut down cleanly", flush=True)
     return code
+
+
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as error:
+        return f"(cannot read the log: {error})"
