@@ -6,7 +6,7 @@ It measures the ceiling of the round-trip benchmark: the cost of boto3, HTTP and
 
 The only state is one flag per decision task list. Polls on a task list alternate between the
 history of a fresh workflow and the history after its activity completed, which is what the
-benchmark's loop sees from a real endpoint (one start, one activity, then completion).
+benchmark's loop receives from a real endpoint (one start, one activity, then completion).
 """
 
 from __future__ import annotations
@@ -98,10 +98,10 @@ class CeilingHandler(BaseHTTPRequestHandler):
     server_version = "ceiling"
     disable_nagle_algorithm = True  # headers and body go out in two writes; Nagle would delay the body by 40 ms
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         target = self.headers.get("X-Amz-Target", "")
         operation = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else ""
         length = int(self.headers.get("Content-Length") or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import importlib
 import shlex
 import shutil
@@ -11,7 +12,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import report
@@ -43,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _record_invocation(mode: str, names: list[str], seconds: float, failed: list[str]) -> None:
+    """Append this run's mode, benchmarks and duration to results/invocations.json (the last 50 are kept)."""
+    path = RESULTS_DIR / "invocations.json"
+    try:
+        history = json.loads(path.read_text()) if path.exists() else []
+    except ValueError:
+        history = []
+    history.append({
+        "mode": mode, "benchmarks": names, "seconds": round(seconds, 1), "failed": failed,
+        "finished_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+    })
+    write_json(path, history[-50:])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = args.only or list(BENCHMARKS)
@@ -51,12 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="swf-benchmarks-"))
     settings = Settings(quick=args.quick, workdir=workdir)
     machine = describe_machine()
+
     failed = []
     began = time.monotonic()
     settings.log(f"running {', '.join(names)} in {mode} mode; scratch directory {workdir}")
     try:
         for name in names:
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
             load_before = load_average()
             step_began = time.monotonic()
             try:
@@ -78,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "machine": machine,
                 "result": rounded(result, 3),
             }
+
             stamp = started.strftime("%Y%m%dT%H%M%SZ")
             write_json(RESULTS_DIR / "runs" / f"{stamp}-{name}-{mode}.json", record)
             if "error" not in result:
@@ -87,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.log(f"kept scratch directory {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    _record_invocation(mode, names, time.monotonic() - began, failed)
     if not args.no_report:
         path = report.write(RESULTS_DIR, REPO_ROOT / "BENCHMARKS.md")
         settings.log(f"wrote {path}")

@@ -106,7 +106,7 @@ class ManagerRun:
                 raise ManagerRunError(f"manager exited with code {self.process.returncode}; see {self.log_path}")
 
     def drain_events(self) -> None:
-        """Drop the events not consumed yet, so the next wait sees only new ones."""
+        """Drop the events not consumed yet, so the next wait matches only events that arrive after this call."""
         while True:
             try:
                 self._new_events.get_nowait()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import selectors
@@ -13,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -37,7 +37,7 @@ def free_port() -> int:
 class ReadyLineProcess:
     """A child process that prints a line matching `ready` on stdout or stderr once it serves."""
 
-    def __init__(self, name: str, command: list[str], ready: re.Pattern[str], url_of: callable, log_path: Path) -> None:
+    def __init__(self, name: str, command: list[str], ready: re.Pattern[str], url_of: Callable[[re.Match[str]], str], log_path: Path) -> None:
         self.name = name
         self.command = command
         self.ready = ready
@@ -144,17 +144,3 @@ def ceiling_server(log_path: Path) -> ReadyLineProcess:
 
 def localswf_server(db_path: Path) -> LocalSwfProcess:
     return LocalSwfProcess(db_path)
-
-
-def server_pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def describe_command(command: list[str]) -> str:
-    return " ".join(json.dumps(part) if " " in part else part for part in command)

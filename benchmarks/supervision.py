@@ -6,8 +6,8 @@ It measures restart latency after SIGKILL, idle CPU, memory per worker and the t
 backlog of BurnCpu tasks to every core busy.
 
 Run B samples every 1 s with a 3 s cooldown and lets the diagnostic activity list grow to twice
-the cores, then keeps a backlog of 1-s BurnCpu tasks, to see how close CPU stays to the 80%
-target and how often the scaler changes direction.
+the cores. It then keeps a backlog of 1-s BurnCpu tasks and records how close CPU stays to the
+80% target and how often the scaler changes direction.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import psutil
 
 from benchmarks.common import RESULTS_DIR, Settings
-from benchmarks.managed import ManagerRun, log_time, start_workflows
 from benchmarks.machine import load_average
+from benchmarks.managed import ManagerRun, log_time, start_workflows
 
 DOMAIN = "swf-manager"
 ACTIVITIES = "diagnostic-activities"
@@ -170,7 +170,7 @@ def measure_restarts(manager: ManagerRun, kills: int, settings: Settings) -> dic
         killed_at = time.monotonic()
         os.kill(victim["pid"], signal.SIGKILL)
         seen_at, started = manager.wait_event(
-            lambda event: event.get("message") == "worker started" and event.get("task_list") == victim["task_list"],
+            lambda event, task_list=victim["task_list"]: event.get("message") == "worker started" and event.get("task_list") == task_list,
             timeout=30,
         )
         died = next(
@@ -313,6 +313,7 @@ def measure_cpu_target(manager: ManagerRun, cores: int, window: float) -> dict[s
     manager.drain_events()
     began = time.monotonic()
     start_workflows(url, DOMAIN, "BurnCpu", count, {"seconds": 1.0}, f"target-{int(time.time())}")
+
     samples = []
     psutil.cpu_percent(interval=None)
     while time.monotonic() - began < window:
@@ -320,6 +321,7 @@ def measure_cpu_target(manager: ManagerRun, cores: int, window: float) -> dict[s
         system = psutil.cpu_percent(interval=None)
         entry = manager.status()["task_lists"][ACTIVITIES]
         samples.append({"t": round(time.monotonic() - began, 2), "cpu": system, "processes": entry["processes"], "busy": entry["busy"]})
+
     steps = [
         {"t": round(arrived - began, 2), "delta": event.get("delta"), "desired": event.get("desired"), "message": event.get("message")}
         for arrived, event in manager.events
@@ -327,6 +329,7 @@ def measure_cpu_target(manager: ManagerRun, cores: int, window: float) -> dict[s
     ]
     signs = [1 if step["delta"] > 0 else -1 for step in steps if step["delta"]]
     reversals = sum(1 for previous, current in zip(signs, signs[1:]) if previous != current)
+
     cpus = [sample["cpu"] for sample in samples]
     target = 80.0
     return {
@@ -371,7 +374,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"| CPU during {target['window_s']:.0f} s of 1-s BurnCpu backlog, target {target['target_percent']:.0f}% | "
         f"median {target['median_cpu']:.0f}%, mean {target['mean_cpu']:.0f}%, mean distance to target {target['mean_abs_error']:.0f} points, "
         f"{target['share_within_10_points'] * 100:.0f}% of samples within 10 points | |",
-        f"| scaling steps in that window | {target['step_count']} steps, {target['reversals']} changes of direction "
+        f"| scaling steps in that window | {target['step_count']} step(s), {target['reversals']} change(s) of direction "
         f"({target['reversals_per_minute']:.1f} per minute), median {target['median_processes']} workers | no flapping |",
         "",
         "Memory per process with every worker idle (MiB; PSS splits shared pages between the processes that share them):",

@@ -80,7 +80,9 @@ def render(log_path: Path, png_path: Path, title: str = "") -> Path:
             continue
         kind = activity_id.rsplit("-", 1)[0]
         color = palette.setdefault(kind, f"C{len(palette)}")
-        axes.broken_barh([(start, max(duration, 0.01))], (row_of[pid] - 0.3, 0.6), facecolors=color, zorder=2)
+        axes.broken_barh(
+            [(start, max(duration, 0.01))], (row_of[pid] - 0.3, 0.6), facecolors=color, edgecolors="white", linewidth=0.4, zorder=2
+        )
     tick_rows = [(row_of[pid], t) for pid, t in data["ticks"] if pid in row_of]
     if tick_rows:
         axes.scatter([t for _, t in tick_rows], [row for row, _ in tick_rows], marker="|", color="black", s=40, zorder=3, label="decision")
@@ -89,7 +91,7 @@ def render(log_path: Path, png_path: Path, title: str = "") -> Path:
         axes.scatter([t for _, t in death_rows], [row for row, _ in death_rows], marker="x", color="red", s=60, zorder=4, label="worker died")
     for t, delta, task_list in data["steps"]:
         axes.axvline(t, color="green" if delta > 0 else "orange", linestyle="--", linewidth=1, zorder=0)
-        axes.text(t, len(order) - 0.4, f"{'+' if delta > 0 else ''}{delta}", color="green" if delta > 0 else "orange", fontsize=8)
+        axes.text(t, len(order) - 0.75, f" {'+' if delta > 0 else ''}{delta}", color="green" if delta > 0 else "orange", fontsize=8)
     axes.set_yticks(range(len(order)))
     axes.set_yticklabels([f"{workers[pid]['task_list']} {pid}" for pid in order], fontsize=8)
     axes.set_xlabel("seconds since the manager started")
