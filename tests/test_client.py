@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from test_worker_harness import canned_server  # noqa: F401 - pytest fixture
+from worker_harness import canned_server  # noqa: F401 - pytest fixture
 
 from workers.client import call_with_backoff, make_swf_client
 from workers.config import ClientConfig, Config

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_worker_harness import (
+from worker_harness import (
     DOMAIN,
     ForkedWorker,
     canned_server,  # noqa: F401 - pytest fixture

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_worker_harness import (
+from worker_harness import (
     DECISIONS,
     DOMAIN,
     attrs_of,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_worker_harness import (
+from worker_harness import (
     attrs_of,
     diag_type,
     endpoint,  # noqa: F401 - pytest fixture
