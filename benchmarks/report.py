@@ -8,6 +8,8 @@ from typing import Any
 
 SECTIONS = ("endpoint", "supervision", "throughput")  # every benchmark that `python -m benchmarks` runs
 VIDEO_RESULTS = Path(__file__).resolve().parent / "video_results.md"
+# Written by hand from a run of tests/test_chaos.py and tests/test_fault_injection.py.
+CHAOS_RESULTS = Path(__file__).resolve().parent / "chaos_results.md"
 
 HEADER = """# Benchmarks
 
@@ -69,8 +71,9 @@ def write(results_dir: Path, path: Path) -> Path:
             sections.append(render(records[name]))
         else:
             sections.append(f"## {name.capitalize()}\n\nNot measured yet: run `python -m benchmarks --only {name}`.\n")
-    if VIDEO_RESULTS.exists():
-        sections.append(demote_headings(VIDEO_RESULTS.read_text().strip()) + "\n")
+    for page in (VIDEO_RESULTS, CHAOS_RESULTS):
+        if page.exists():
+            sections.append(demote_headings(page.read_text().strip()) + "\n")
     sections.append(NOTES)
     path.write_text("\n".join(sections))
     return path
