@@ -16,7 +16,7 @@ TaskListKind = Literal["decision", "activity"]
 
 @dataclass(frozen=True)
 class SwfConfig:
-    """Where SWF is and which domain the manager works in."""
+    """SWF endpoint, region and domain of the manager."""
 
     # "local" starts the embedded endpoint (localswf) as a child process. A URL talks to
     # that endpoint. None talks to real SWF in `region`; in a TOML file, "aws" or leaving
@@ -31,7 +31,7 @@ class SwfConfig:
     local_db: Path | None = None
     # TCP port of the embedded endpoint. 0 picks a free port.
     local_port: int = 0
-    # Longest time the embedded endpoint holds an empty poll. Real SWF holds it 60 s.
+    # Maximum time the embedded endpoint keeps an empty poll open. Real SWF keeps it 60 s.
     local_max_poll_seconds: float = 60.0
 
 
@@ -39,7 +39,7 @@ class SwfConfig:
 class ClientConfig:
     """botocore settings that every worker process applies to its own boto3 client."""
 
-    # SWF holds a poll for up to 60 s, so the read timeout must be longer than that.
+    # SWF keeps a poll open for up to 60 s, so the read timeout must be longer than that.
     read_timeout: float = 70.0
     connect_timeout: float = 10.0
     retry_mode: Literal["standard", "adaptive"] = "standard"
@@ -49,7 +49,7 @@ class ClientConfig:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How the decider retries one activity type.
+    """Retry rules of the decider for one activity type.
 
     Failures and timeouts keep separate budgets: a failure never spends a timeout slot,
     and a timeout never spends a failure retry.
@@ -190,7 +190,7 @@ class LoggingConfig:
     output: Literal["stderr", "syslog"] = "stderr"
     syslog_address: str = "/dev/log"
     syslog_facility: str = "local0"
-    # Name of an environment variable that holds a Loggly customer token. When it is set,
+    # Name of an environment variable that contains a Loggly customer token. When it is set,
     # logs are also sent to Loggly over HTTPS in bulk.
     loggly_token_env: str | None = None
     loggly_url: str = "https://logs-01.loggly.com/bulk/{token}/tag/swf-manager/"

@@ -10,7 +10,7 @@ CONFIG_ERROR = 2
 # SWF returned UnknownResourceFault for the task in hand: the execution closed or the
 # task timed out. The work was stopped and logged.
 EXECUTION_CLOSED = 75
-# The worker reached its maximum task count or memory and asks to be replaced.
+# The worker reached its maximum task count or memory and exits to be replaced.
 RECYCLE = 76
 
 # A second SIGTERM or SIGINT: the running task was handed back to SWF and the process
