@@ -668,7 +668,7 @@ class Arbiter:
     def _release_held_polls(self, worker: WorkerProcess) -> None:
         """Let an idle worker that acknowledged its stop leave its long poll now.
 
-        Only the embedded endpoint can do this. Real SWF holds the poll up to 60 s, and the
+        Only the embedded endpoint can do this. Real SWF keeps the poll open for up to 60 s, and the
         worker exits when it returns. Other workers' polls return empty too and are sent again.
         """
         release = getattr(self._endpoint, "release_held_polls", None)

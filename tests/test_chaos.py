@@ -222,8 +222,8 @@ def test_chaos_workflows_complete_once(tmp_path: Path) -> None:
     assert audit.problems == [], f"{len(audit.problems)} problems, first ones:\n" + "\n".join(audit.problems[:20])
     assert audit.completed == WORKFLOWS
     assert len(kills) >= ticks - 2, f"only {len(kills)} kills in {ticks} rounds"
-    # A worker can exit on its own (a recycle, a closed execution) just before the SIGKILL
-    # lands, so any logged exit of the pid counts; most of them are SIGKILL.
+    # A worker can exit on its own, for a recycle or a closed execution, just before the
+    # SIGKILL lands. Any logged exit of the pid counts, and most of them are SIGKILL.
     logged_exits = {record.get("worker_pid") for record in records if "exit_signal" in record or "exit_code" in record}
     missed = [kill.pid for kill in kills if kill.pid not in logged_exits]
     assert missed == [], f"the manager logged no exit of killed workers {missed}"

@@ -12,7 +12,7 @@ HOLD_BOUND = 30.0
 
 
 def wait_for_held_polls(server: LocalSwfProcess, count: int) -> None:
-    """Wait until the server holds ``count`` polls; the server offers no push for this state."""
+    """Wait until the server keeps ``count`` polls open. The server offers no push for this state."""
     deadline = time.monotonic() + HOLD_BOUND
     while server.held_polls() != count:
         assert time.monotonic() < deadline, f"the server never held {count} polls"

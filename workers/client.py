@@ -109,8 +109,8 @@ def call_with_backoff(
 
     With ``retry_connection_errors_for`` > 0, connection errors and read timeouts are
     retried too, for that many seconds. Task responses use it: a result that cannot be
-    delivered costs the whole task, and a response that SWF already recorded is answered
-    with UnknownResourceFault on the retry, which is not retried.
+    delivered costs the whole task. SWF rejects the retry of a response it already recorded
+    with UnknownResourceFault, which is not retried.
     """
     method = getattr(client, operation)
     attempt = 0

@@ -198,7 +198,7 @@ class LoggingConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    # Name of an environment variable that holds the Mixpanel project token.
+    # Name of an environment variable that contains the Mixpanel project token.
     mixpanel_token_env: str | None = None
     mixpanel_api_host: str = "api.mixpanel.com"
     # Without a token, events go to this JSON-lines file. None turns events off.
@@ -210,7 +210,7 @@ class MetricsConfig:
 class WebhookConfig:
     # POSTed a JSON summary when a workflow closes. None turns the hook off.
     url: str | None = None
-    # Name of an environment variable that holds the HMAC-SHA256 key.
+    # Name of an environment variable that contains the HMAC-SHA256 key.
     secret_env: str | None = None
     attempts: int = 5
     timeout: float = 10.0

@@ -235,8 +235,8 @@ HTTP_TIMEOUT = 60.0
 def _downloaded(url: str) -> Iterator[Path]:
     """Download an http(s) URL to a temporary file that is deleted when the block exits.
 
-    HTTP 4xx answers raise PermanentError because the same request would get the same
-    answer. Connection errors and 5xx answers propagate, so the task is retried.
+    An HTTP 4xx response raises PermanentError because the same request would get the same
+    response. Connection errors and 5xx responses propagate, so the task is retried.
     """
     suffix = PurePosixPath(urllib.parse.urlparse(url).path).suffix
     handle, name = tempfile.mkstemp(prefix="swf-manager-", suffix=suffix)
@@ -247,7 +247,7 @@ def _downloaded(url: str) -> Iterator[Path]:
                 shutil.copyfileobj(response, output, length=1024 * 1024)
         except urllib.error.HTTPError as error:
             if 400 <= error.code < 500:
-                raise PermanentError(f"{url}: the server answered HTTP {error.code} {error.reason}; check the URL") from error
+                raise PermanentError(f"{url}: the server responded HTTP {error.code} {error.reason}; check the URL") from error
             raise
         log.debug("downloaded %s to %s", url, temporary)
         yield temporary
