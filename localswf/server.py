@@ -9,7 +9,13 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from localswf.errors import SerializationException, SwfFault, UnknownOperationException, ValidationException
+from localswf.connection import set_current as set_current_connection
+from localswf.errors import (
+    SerializationException,
+    SwfFault,
+    UnknownOperationException,
+    ValidationException,
+)
 from localswf.operations import OPERATIONS
 from localswf.service import Service
 
@@ -86,7 +92,11 @@ class SwfRequestHandler(BaseHTTPRequestHandler):
                 raise SerializationException(f"request body is not valid JSON: {error}") from None
             if not isinstance(params, dict):
                 raise SerializationException("request body must be a JSON object")
-            result = handler(self.server.service, params)
+            set_current_connection(self.connection)
+            try:
+                result = handler(self.server.service, params)
+            finally:
+                set_current_connection(None)
             self._reply(200, result, request_id)
         except SwfFault as fault:
             log.info("%s rejected (request %s): %s: %s", operation or target, request_id, fault.code, fault.message)

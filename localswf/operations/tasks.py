@@ -9,6 +9,7 @@ from typing import Any
 
 from localswf import engine
 from localswf import validate as v
+from localswf.connection import client_alive
 from localswf.engine import Context
 from localswf.errors import UnknownResourceFault
 from localswf.model import decode_token, encode_token
@@ -26,6 +27,12 @@ def long_poll(service: Any, key: tuple[str, str, str], claim: Any) -> Any:
     started = time.monotonic()
     deadline = started + service.max_poll_seconds
     while True:
+        if not client_alive():
+            # The reply would go nowhere. Pass the wake-up on, in case it was meant for a
+            # task that another held poll can take now.
+            service.waiters.notify(key)
+            log.info("client of a poll on %s closed its connection; the poll ends without a task", key[2])
+            return None
         seen: list[int] = []
 
         def attempt(ctx: Context) -> Any:
