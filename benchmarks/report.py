@@ -27,10 +27,10 @@ repeats, and every ratio is the median of ratios taken within one repeat, second
 NOTES = """## Notes on method
 
 - A worker killed with SIGKILL can leave its long poll open in the endpoint until the poll's 60 s
-  expire, as with real SWF. In a run of this benchmark on 2026-12-04, localswf handed new tasks
-  to such polls, and they came back only through their timeouts (decision tasks:
-  START_TO_CLOSE; activities: HEARTBEAT). The supervision benchmark therefore measures the
-  backlog before it kills workers.
+  expire. Real SWF hands new tasks to such polls, and they come back only through their
+  timeouts (decision tasks: START_TO_CLOSE; activities: HEARTBEAT). The figures above were
+  measured while localswf did the same; it now checks a poll's client before it hands out a
+  task. The supervision benchmark measures the backlog before it kills workers either way.
 - The scaler reads system-wide CPU. On this shared machine other jobs often keep it above the
   80% target, and then the scaler adds no worker, as its policy says: in one full run at load
   3.6 the backlog took 19.8 s to reach all cores, in another at load 0.5 it took 4.8 s. The
