@@ -58,7 +58,9 @@ class LocalSwfProcess:
         env["PYTHONPATH"] = repo_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it after this function returns
         try:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log_file, env=env, preexec_fn=_die_with_parent
+            )
         finally:
             log_file.close()
         self.url = self._wait_ready(self.process)
@@ -295,4 +297,17 @@ def event_types(events: list[dict[str, Any]]) -> list[str]:
 def attributes_of(event: dict[str, Any]) -> dict[str, Any]:
     key = event["eventType"][0].lower() + event["eventType"][1:] + "EventAttributes"
     return event[key]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: on Linux, SIGKILL the server when the process that started it dies.
+
+    A test that fails before its clean-up would otherwise leave the server running.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
