@@ -11,14 +11,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackServer, QuietHandler
 
 from workers import logs
 from workers.config import Config, LoggingConfig, MetricsConfig, WebhookConfig
-from workers.log_shipping import REDACTED, LogglyBulkHandler, SecretRedactionFilter, secret_env_names
+from workers.log_shipping import (
+    REDACTED,
+    LogglyBulkHandler,
+    SecretRedactionFilter,
+    secret_env_names,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +37,7 @@ SECRETS = {
 }
 
 
-class Recorder:
+class Recorder(LoopbackServer):
     """A loopback HTTP server that responds to every POST with one status and keeps the requests.
 
     In mode "hang" it leaves each request open until the test ends. In mode "echo" it responds
@@ -44,10 +49,9 @@ class Recorder:
         self.status = status
         self.requests: list[tuple[str, bytes]] = []
         self.condition = threading.Condition()
-        self.release = threading.Event()
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with recorder.condition:
@@ -64,31 +68,11 @@ class Recorder:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(Handler)
 
     def wait_for_requests(self, count: int, timeout: float = 30) -> bool:
         with self.condition:
             return self.condition.wait_for(lambda: len(self.requests) >= count, timeout)
-
-    def __enter__(self) -> Recorder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from loopback import LoopbackServer, QuietHandler
 
 from workers import metrics as metrics_module
 from workers.config import Config, MetricsConfig
@@ -31,19 +31,18 @@ TOKEN_ENV = "SWF_TEST_MIXPANEL_TOKEN"
 MAX_TRACK_SECONDS = 0.05
 
 
-class MixpanelStandIn:
+class MixpanelStandIn(LoopbackServer):
     """A loopback HTTP server that speaks enough of Mixpanel's /track to test the client."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.events: list[dict] = []
         self.requests = 0
-        self.release = threading.Event()
         self.request_seen = threading.Event()
         self._lock = threading.Lock()
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 form = urllib.parse.parse_qs(self.rfile.read(length).decode())
@@ -72,27 +71,7 @@ class MixpanelStandIn:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> MixpanelStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from loopback import LoopbackServer, QuietHandler
 
 from workers.config import Config, MetricsConfig, WebhookConfig
 from workers.webhook import (
@@ -29,7 +29,7 @@ KEY_ENV = "SWF_TEST_WEBHOOK_KEY"
 MAX_SEND_SECONDS = 0.05
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """A loopback web application that responds with the status codes in ``script``.
 
     After the script runs out it responds 200. Each request is kept with its headers and body.
@@ -41,7 +41,7 @@ class Receiver:
         self.condition = threading.Condition()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.condition:
@@ -52,30 +52,16 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hooks/swf"
+        return f"{self.base_url}/hooks/swf"
 
     def wait_for_requests(self, count: int, timeout: float = 30) -> bool:
         with self.condition:
             return self.condition.wait_for(lambda: len(self.requests) >= count, timeout)
 
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 def make_config(url: str | None, secret_env: str | None = KEY_ENV, attempts: int = 4) -> Config:
