@@ -44,8 +44,8 @@ class SwfHttpServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log a failed connection through logging instead of printing a traceback to stderr.
 
-        A client that dies with a keep-alive connection open resets it; that is routine for
-        a poller killed by its manager, so it gets one line, not a traceback.
+        A client that dies with a keep-alive connection open resets it. That is routine for a
+        poller killed by its manager, so it gets one line, not a traceback.
         """
         error = sys.exc_info()[1]
         if isinstance(error, ConnectionError):

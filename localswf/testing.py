@@ -284,6 +284,34 @@ def register_test_domain(
     )
 
 
+def wait_for_held_polls(server: LocalSwfProcess, count: int, timeout: float = 30.0) -> None:
+    """Wait until `server` keeps `count` long polls open; raise AssertionError after `timeout` seconds.
+
+    The server offers no push for this state, so it is read every 20 ms.
+    """
+    deadline = time.monotonic() + timeout
+    while server.held_polls() != count:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"the server did not keep {count} polls open within {timeout:g} s")
+        time.sleep(0.02)
+
+
+def schedule_one_activity(client: Any, workflow_id: str = "w", activity_id: str = "a1") -> str:
+    """Start a workflow in the test domain and schedule one activity from its first decision; return its run id."""
+    client.start_workflow_execution(
+        domain="test", workflowId=workflow_id, workflowType={"name": "Workflow", "version": "1"}
+    )
+    decision_task = client.poll_for_decision_task(domain="test", taskList={"name": "decisions"})
+    client.respond_decision_task_completed(
+        taskToken=decision_task["taskToken"],
+        decisions=[
+            decision(
+                "ScheduleActivityTask", activityType={"name": "Activity", "version": "1"}, activityId=activity_id
+            )
+        ],
+    )
+    return decision_task["workflowExecution"]["runId"]
+
 def decision(decision_type: str, **attributes: Any) -> dict[str, Any]:
     """Build one decision: decision("StartTimer", timerId="t", startToFireTimeout="1")."""
     key = decision_type[0].lower() + decision_type[1:] + "DecisionAttributes"

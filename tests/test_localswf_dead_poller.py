@@ -5,10 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
-from localswf.testing import LocalSwfProcess, register_test_domain, swf_client
+from localswf.testing import (
+    LocalSwfProcess,
+    register_test_domain,
+    schedule_one_activity,
+    swf_client,
+    wait_for_held_polls,
+)
 
 BOUND = 30.0
 
@@ -19,14 +24,6 @@ client = boto3.client("swf", endpoint_url=sys.argv[1], region_name="us-east-1",
                       aws_access_key_id="x", aws_secret_access_key="x", config=Config(read_timeout=70))
 client.poll_for_activity_task(domain="test", taskList={"name": "activities"}, identity="doomed")
 """
-
-
-def wait_for_held_polls(server: LocalSwfProcess, count: int) -> None:
-    """Wait until the server keeps ``count`` polls open. The server offers no push for this state."""
-    deadline = time.monotonic() + BOUND
-    while server.held_polls() != count:
-        assert time.monotonic() < deadline, f"the server never kept {count} polls open"
-        time.sleep(0.02)
 
 
 def test_killed_poller_gets_no_task(localswf: LocalSwfProcess) -> None:
@@ -48,26 +45,14 @@ def test_killed_poller_gets_no_task(localswf: LocalSwfProcess) -> None:
     live.start()
     # The dead poll still counts until the server notices, so two are open now.
     wait_for_held_polls(localswf, 2)
-    client.start_workflow_execution(domain="test", workflowId="w", workflowType={"name": "Workflow", "version": "1"})
-    decision_task = client.poll_for_decision_task(domain="test", taskList={"name": "decisions"})
-    client.respond_decision_task_completed(
-        taskToken=decision_task["taskToken"],
-        decisions=[
-            {
-                "decisionType": "ScheduleActivityTask",
-                "scheduleActivityTaskDecisionAttributes": {
-                    "activityType": {"name": "Activity", "version": "1"},
-                    "activityId": "a1",
-                },
-            }
-        ],
-    )
-    # A held poll lasts 60 s, so a live poller that is served at all is served by the fix.
+    run_id = schedule_one_activity(client)
+    # A held poll lasts 60 s. The live poller returns within the bound only if the dead poll
+    # took no task and passed its wake-up on.
     live.join(timeout=BOUND)
 
     assert not live.is_alive(), "the task went to the killed poller; the live one is still waiting"
     assert reply.get("activityId") == "a1"
-    execution = {"workflowId": "w", "runId": decision_task["workflowExecution"]["runId"]}
+    execution = {"workflowId": "w", "runId": run_id}
     events = client.get_workflow_execution_history(domain="test", execution=execution)["events"]
     starts = [event for event in events if event["eventType"] == "ActivityTaskStarted"]
     assert [event["activityTaskStartedEventAttributes"]["identity"] for event in starts] == ["live"]

@@ -6,17 +6,15 @@ import threading
 import time
 from typing import Any
 
-from localswf.testing import LocalSwfProcess, register_test_domain, swf_client
+from localswf.testing import (
+    LocalSwfProcess,
+    register_test_domain,
+    schedule_one_activity,
+    swf_client,
+    wait_for_held_polls,
+)
 
 HOLD_BOUND = 30.0
-
-
-def wait_for_held_polls(server: LocalSwfProcess, count: int) -> None:
-    """Wait until the server keeps ``count`` polls open. The server offers no push for this state."""
-    deadline = time.monotonic() + HOLD_BOUND
-    while server.held_polls() != count:
-        assert time.monotonic() < deadline, f"the server never held {count} polls"
-        time.sleep(0.02)
 
 
 def test_release_returns_held_polls_empty(localswf: LocalSwfProcess) -> None:
@@ -57,20 +55,7 @@ def test_release_leaves_later_polls_held(localswf: LocalSwfProcess) -> None:
     )
     poller.start()
     wait_for_held_polls(localswf, 1)
-    client.start_workflow_execution(domain="test", workflowId="w", workflowType={"name": "Workflow", "version": "1"})
-    decision_task = client.poll_for_decision_task(domain="test", taskList={"name": "decisions"})
-    client.respond_decision_task_completed(
-        taskToken=decision_task["taskToken"],
-        decisions=[
-            {
-                "decisionType": "ScheduleActivityTask",
-                "scheduleActivityTaskDecisionAttributes": {
-                    "activityType": {"name": "Activity", "version": "1"},
-                    "activityId": "a1",
-                },
-            }
-        ],
-    )
+    schedule_one_activity(client)
     poller.join(timeout=HOLD_BOUND)
 
     assert not poller.is_alive()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 from localswf import engine
 from localswf import validate as v
@@ -50,6 +50,18 @@ def long_poll(service: Any, key: tuple[str, str, str], claim: Any) -> Any:
         service.waiters.wait(key, seen[0], remaining)
         if service.stopping.is_set():
             return None
+
+
+def pop_queued(ctx: Context, queue: Literal["decision_queue", "activity_queue"], domain: str, task_list: str) -> Any:
+    """Remove and return the next queue row of a task list: highest priority first, then oldest."""
+    row = ctx.one(
+        f"SELECT seq, run_id, scheduled_id FROM {queue} WHERE domain = ? AND task_list = ? "
+        "ORDER BY priority DESC, seq LIMIT 1",
+        (domain, task_list),
+    )
+    if row is not None:
+        ctx.execute(f"DELETE FROM {queue} WHERE seq = ?", (row["seq"],))
+    return row
 
 
 # --- decision tasks -----------------------------------------------------------------------------
@@ -104,14 +116,9 @@ def poll_for_decision_task(service: Any, params: dict[str, Any]) -> dict[str, An
 
     def claim(ctx: Context) -> dict[str, Any] | None:
         while True:
-            row = ctx.one(
-                "SELECT seq, run_id, scheduled_id FROM decision_queue WHERE domain = ? AND task_list = ? "
-                "ORDER BY priority DESC, seq LIMIT 1",
-                (domain, task_list),
-            )
+            row = pop_queued(ctx, "decision_queue", domain, task_list)
             if row is None:
                 return None
-            ctx.execute("DELETE FROM decision_queue WHERE seq = ?", (row["seq"],))
             execution = engine.load_execution(ctx, row["run_id"])
             if execution is None or not execution.is_open or execution.dt_queued != row["scheduled_id"]:
                 continue
@@ -166,14 +173,9 @@ def poll_for_activity_task(service: Any, params: dict[str, Any]) -> dict[str, An
 
     def claim(ctx: Context) -> dict[str, Any] | None:
         while True:
-            row = ctx.one(
-                "SELECT seq, run_id, scheduled_id FROM activity_queue WHERE domain = ? AND task_list = ? "
-                "ORDER BY priority DESC, seq LIMIT 1",
-                (domain, task_list),
-            )
+            row = pop_queued(ctx, "activity_queue", domain, task_list)
             if row is None:
                 return None
-            ctx.execute("DELETE FROM activity_queue WHERE seq = ?", (row["seq"],))
             run_id, scheduled_id = row["run_id"], row["scheduled_id"]
             activity = ctx.one("SELECT * FROM activities WHERE run_id = ? AND scheduled_id = ?", (run_id, scheduled_id))
             execution = engine.load_execution(ctx, run_id)
