@@ -23,6 +23,22 @@ import psutil
 START_TIMEOUT = 120.0
 
 
+def embedded_endpoint_config(storage: Path, extra: str = "") -> str:
+    """Return TOML for a manager on its own embedded endpoint, storing results under ``storage``.
+
+    Idle workers finish their poll before they exit, so a 5 s hold keeps shutdown quick
+    even where no poll is released.
+    """
+    return (
+        "[swf]\n"
+        'endpoint_url = "local"\n'
+        "local_max_poll_seconds = 5\n"
+        "[storage]\n"
+        f"root = {json.dumps(str(storage))}\n"
+        f"{extra}"
+    )
+
+
 class ManagerProcess:
     """One `python -m manager` process with its own config, state folder and notify socket."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,23 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from manager_harness import ManagerProcess
+from manager_harness import ManagerProcess, embedded_endpoint_config
 
 
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[ManagerProcess]:
     process = ManagerProcess(
         tmp_path,
-        "[swf]\n"
-        'endpoint_url = "local"\n'
-        "local_max_poll_seconds = 5\n"
-        "[storage]\n"
-        f"root = {json.dumps(str(tmp_path / 'storage'))}\n"
-        "[[workflow_types]]\n"
-        'name = "Quick"\n'
-        'version = "1"\n'
-        'task_list = "diagnostic-decisions"\n'
-        'steps = ["Noop"]\n',
+        embedded_endpoint_config(
+            tmp_path / "storage",
+            "[[workflow_types]]\n"
+            'name = "Quick"\n'
+            'version = "1"\n'
+            'task_list = "diagnostic-decisions"\n'
+            'steps = ["Noop"]\n',
+        ),
     )
     try:
         process.start()

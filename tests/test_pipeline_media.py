@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from manager import submit
-from manager_harness import ManagerProcess
+from manager_harness import ManagerProcess, embedded_endpoint_config
 from workers.client import make_swf_client
 from workers.config_loader import load_config
 
@@ -40,12 +40,7 @@ def running_manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manage
     storage = folder / "storage"
     manager = ManagerProcess(
         folder,
-        "[swf]\n"
-        'endpoint_url = "local"\n'
-        # Idle workers finish their poll before they exit, so a short hold keeps shutdown quick.
-        "local_max_poll_seconds = 5\n"
-        "[storage]\n"
-        f"root = {json.dumps(str(storage))}\n",
+        embedded_endpoint_config(storage),
         arguments=("--workers", "2"),
     )
     try:

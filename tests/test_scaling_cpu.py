@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from manager import status, submit
-from manager_harness import ManagerProcess
+from manager_harness import ManagerProcess, embedded_endpoint_config
 from workers.client import make_swf_client
 from workers.config_loader import load_config
 
@@ -30,22 +30,20 @@ SCALE_DOWN_BOUND = 60.0
 def manager(tmp_path: Path) -> Iterator[ManagerProcess]:
     process = ManagerProcess(
         tmp_path,
-        "[swf]\n"
-        'endpoint_url = "local"\n'
-        "local_max_poll_seconds = 5\n"
-        "[storage]\n"
-        f"root = {json.dumps(str(tmp_path / 'storage'))}\n"
-        "[scaling]\n"
-        "sample_interval = 0.5\n"
-        "cooldown = 1.0\n"
-        "scale_down_delay = 2.0\n"
-        f"cpu_target_percent = {CPU_TARGET}\n"
-        "cpu_high_percent = 95.0\n"
-        "[[task_lists]]\n"
-        f'name = "{LIST}"\n'
-        'kind = "activity"\n'
-        "min_processes = 1\n"
-        f"max_processes = {MAX_PROCESSES}\n",
+        embedded_endpoint_config(
+            tmp_path / "storage",
+            "[scaling]\n"
+            "sample_interval = 0.5\n"
+            "cooldown = 1.0\n"
+            "scale_down_delay = 2.0\n"
+            f"cpu_target_percent = {CPU_TARGET}\n"
+            "cpu_high_percent = 95.0\n"
+            "[[task_lists]]\n"
+            f'name = "{LIST}"\n'
+            'kind = "activity"\n'
+            "min_processes = 1\n"
+            f"max_processes = {MAX_PROCESSES}\n",
+        ),
     )
     try:
         process.start()
