@@ -31,6 +31,7 @@ from mixpanel import BufferedConsumer, Mixpanel, MixpanelException
 
 from workers.config import Config
 from workers.replay import CARRIED_KEY
+from workers.sender_thread import SenderThread
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +177,10 @@ class _FlushRequest:
 _STOP = object()
 
 
-class Metrics:
+class Metrics(SenderThread):
     """Queues events for a background sender. ``track`` never waits on the network and never raises."""
+
+    thread_name = "metrics-sender"
 
     def __init__(
         self,
@@ -185,15 +188,11 @@ class Metrics:
         queue_size: int = 10000,
         flush_interval: float = 5.0,
     ) -> None:
+        super().__init__(queue_size)
         self.sink = sink
-        self.queue_size = queue_size
         self.flush_interval = flush_interval
         self.dropped = 0
         self._last_drop_report = float("-inf")
-        self._pid = -1
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(
@@ -269,19 +268,6 @@ class Metrics:
                 self.dropped,
             )
 
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            # A forked child must not touch the parent's queue: its lock may have been held
-            # by a thread that does not exist in the child.
-            self._queue = queue.Queue(maxsize=self.queue_size)
-            self._thread = threading.Thread(target=self._run, name="metrics-sender", daemon=True)
-            self._thread.start()
-            self._pid = os.getpid()
-
     def _run(self) -> None:
         assert self.sink is not None
         while True:
@@ -326,7 +312,7 @@ class Metrics:
         Returns False when the thread was still sending at the deadline. It is a daemon
         thread, so it does not keep the process alive.
         """
-        if self.sink is None or self._pid != os.getpid() or self._thread is None:
+        if self.sink is None or not self._thread_running_here():
             return True
         deadline = time.monotonic() + timeout
         try:

@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.config import Config
-from workers.metrics import WORKFLOW_CANCELED, WORKFLOW_COMPLETED, WORKFLOW_FAILED, Metrics
+from workers.metrics import (
+    WORKFLOW_CANCELED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    Metrics,
+)
+from workers.sender_thread import SenderThread
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +144,10 @@ class _Delivery:
 _STOP = object()
 
 
-class WebhookSender:
+class WebhookSender(SenderThread):
     """POSTs workflow summaries from a background thread. ``send`` only queues and never raises."""
+
+    thread_name = "webhook-sender"
 
     def __init__(
         self,
@@ -157,14 +165,10 @@ class WebhookSender:
         self.timeout = timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self.queue_size = queue_size
+        super().__init__(queue_size)
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
-        self._pid = -1
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         # Set by close() when its deadline passes, to cut a backoff wait short.
         self._abort = threading.Event()
 
@@ -238,19 +242,8 @@ class WebhookSender:
             # A hook bug must never fail the workflow.
             logger.exception("cannot queue completion hook for workflow %s run %s", workflow_id, run_id)
 
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            # A forked child must not touch the parent's queue, whose lock may be held by a
-            # thread that does not exist in the child.
-            self._queue = queue.Queue(maxsize=self.queue_size)
-            self._abort = threading.Event()
-            self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
-            self._thread.start()
-            self._pid = os.getpid()
+    def _reset_after_fork(self) -> None:
+        self._abort = threading.Event()
 
     def _run(self) -> None:
         while True:
@@ -341,7 +334,7 @@ class WebhookSender:
         At the deadline a backoff wait is cut short and the thread exits after the request
         in flight, which takes at most ``self.timeout`` more.
         """
-        if self.url is None or self._pid != os.getpid() or self._thread is None:
+        if self.url is None or not self._thread_running_here():
             return True
         deadline = time.monotonic() + timeout
         try:
