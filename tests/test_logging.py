@@ -239,7 +239,8 @@ def test_loggly_hanging_never_blocks_logging() -> None:
             handler.close(timeout=0.5)
             close_seconds = time.monotonic() - started
 
-    assert slowest < 0.05
+    # A call that waited on the hanging server would take the handler's 1 s timeout.
+    assert slowest < 0.5
     assert handler.dropped >= 300 - 10 - 1
     assert close_seconds < 5
 
